@@ -1,0 +1,1 @@
+//! Decoding user images safely.

@@ -1,0 +1,1 @@
+//! The defect synthesizer.
