@@ -21,7 +21,9 @@ pub enum WeightsError {
     #[error("the weights file has no tensor `{name}`; {hint}")]
     Missing { name: String, hint: String },
     /// A tensor has another shape than the model expects.
-    #[error("tensor `{name}` has shape {found:?} in the weights file; the model expects {expected:?}{hint}")]
+    #[error(
+        "tensor `{name}` has shape {found:?} in the weights file; the model expects {expected:?}{hint}"
+    )]
     Shape {
         name: String,
         found: Vec<usize>,
@@ -29,7 +31,9 @@ pub enum WeightsError {
         hint: String,
     },
     /// Tensors the model did not use.
-    #[error("the weights file has {count} tensors the model does not use, e.g. {examples:?}; is it the right model size?")]
+    #[error(
+        "the weights file has {count} tensors the model does not use, e.g. {examples:?}; is it the right model size?"
+    )]
     Unexpected { count: usize, examples: Vec<String> },
 }
 
