@@ -69,7 +69,10 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, ImageInputError> {
         detail: e.to_string(),
     };
 
+    // Reading the header allocates nothing; without limits, a forged size is reported as
+    // such here rather than as a decoder's memory error (which 32-bit wasm gives sooner).
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    reader.no_limits();
     let (width, height) = reader.into_dimensions().map_err(corrupt)?;
     if width == 0 || height == 0 {
         return Err(ImageInputError::ZeroSize { width, height });
