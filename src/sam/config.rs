@@ -134,13 +134,17 @@ impl SamConfig {
     /// Check that the sizes fit together.
     pub fn validate(&self) -> Result<(), SamError> {
         let bad = |reason: String| Err(SamError::Config(reason));
-        if self.image_size == 0 || self.image_size % PATCH_SIZE != 0 {
+        if self.image_size == 0 || !self.image_size.is_multiple_of(PATCH_SIZE) {
             return bad(format!(
                 "the input size {} is not a positive multiple of {PATCH_SIZE}",
                 self.image_size
             ));
         }
-        if self.encoder_num_heads == 0 || self.encoder_embed_dim % self.encoder_num_heads != 0 {
+        if self.encoder_num_heads == 0
+            || !self
+                .encoder_embed_dim
+                .is_multiple_of(self.encoder_num_heads)
+        {
             return bad(format!(
                 "{} image encoder heads do not divide the width {}",
                 self.encoder_num_heads, self.encoder_embed_dim
@@ -161,15 +165,15 @@ impl SamConfig {
         }
         let internal = self.prompt_embed_dim / 2;
         if self.decoder_num_heads == 0
-            || self.prompt_embed_dim % 8 != 0
-            || internal % self.decoder_num_heads != 0
+            || !self.prompt_embed_dim.is_multiple_of(8)
+            || !internal.is_multiple_of(self.decoder_num_heads)
         {
             return bad(format!(
                 "the mask decoder width {} must be a multiple of 8 and of twice its {} heads",
                 self.prompt_embed_dim, self.decoder_num_heads
             ));
         }
-        if self.mask_in_chans < 4 || self.mask_in_chans % 4 != 0 {
+        if self.mask_in_chans < 4 || !self.mask_in_chans.is_multiple_of(4) {
             return bad(format!(
                 "mask_in_chans {} is not a multiple of 4",
                 self.mask_in_chans

@@ -137,10 +137,10 @@ impl<'s, S: WeightSource> Loader<'s, S> {
 
     /// Take a tensor, checking its shape against the model's first for a clear message.
     fn values(&mut self, name: &str, expected: &[usize]) -> Result<Vec<f32>, SamError> {
-        if let Some(found) = self.source.shape(name) {
-            if found != expected {
-                return Err(self.shape_error(name, found, expected));
-            }
+        if let Some(found) = self.source.shape(name)
+            && found != expected
+        {
+            return Err(self.shape_error(name, found, expected));
         }
         Ok(self.source.take(name, expected)?)
     }

@@ -122,12 +122,19 @@ pub fn values<const D: usize>(t: Tensor<D>) -> (Vec<usize>, Vec<f32>) {
     (dims, data.try_to_vec::<f32>().unwrap())
 }
 
-/// Max absolute difference between our tensor and the reference's.
+/// Max absolute difference between our tensor and the reference's (NaN if any is NaN).
 pub fn max_abs_err<const D: usize>(ours: Tensor<D>, reference: &(Vec<usize>, Vec<f32>)) -> f32 {
     let (dims, got) = values(ours);
     assert_eq!(dims, reference.0, "shape differs from the reference");
+    // NaN anywhere makes the error NaN (f32::max would skip it).
     got.iter()
         .zip(&reference.1)
         .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max)
+        .fold(0.0, |m, d| {
+            if d.is_nan() || m.is_nan() {
+                f32::NAN
+            } else {
+                m.max(d)
+            }
+        })
 }
