@@ -13,10 +13,11 @@
 //! declares is checked against the bytes it has before anything is allocated, so a broken
 //! or hostile file gives an error, never a panic, a hang or a huge allocation.
 //!
-//! - [`pytorch`](self) reads the zip archive and runs its `data.pkl` through a strict pickle
-//!   reader that only rebuilds tensors, storages and dicts;
-//! - safetensors are read and written by the `safetensors` file;
-//! - [`convert_to_safetensors`] turns any checkpoint into f16 or f32 safetensors for serving.
+//! The parts: `pytorch.rs` reads the zip archive and runs its `data.pkl` through the strict
+//! pickle reader of `pickle.rs`, which only rebuilds tensors, storages and dicts;
+//! `safetensors.rs` reads and writes safetensors; `sniff.rs` tells the formats apart and
+//! names what a wrong file looks like; [`convert_to_safetensors`] turns any checkpoint into
+//! f16 or f32 safetensors for serving.
 
 mod convert;
 mod pickle;
@@ -40,30 +41,48 @@ pub enum WeightsError {
     Corrupt(String),
     /// The model expects a tensor the file does not have.
     #[error("the weights file has no tensor `{name}`; {hint}")]
-    Missing { name: String, hint: String },
+    Missing {
+        /// The tensor asked for.
+        name: String,
+        /// What the file has instead.
+        hint: String,
+    },
     /// A tensor has another shape than the model expects.
     #[error(
         "tensor `{name}` has shape {found:?} in the weights file; the model expects {expected:?}{hint}"
     )]
     Shape {
+        /// The tensor.
         name: String,
+        /// Its shape in the file.
         found: Vec<usize>,
+        /// The shape the model expects.
         expected: Vec<usize>,
+        /// A likely cause, starting with its separator (empty if none).
         hint: String,
     },
     /// Tensors the model did not use.
     #[error(
         "the weights file has {count} tensors the model does not use, e.g. {examples:?}; is it the right model size?"
     )]
-    Unexpected { count: usize, examples: Vec<String> },
+    Unexpected {
+        /// How many tensors were left.
+        count: usize,
+        /// The first few of their names.
+        examples: Vec<String>,
+    },
 }
 
 /// Element types found in weight files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DType {
+    /// IEEE single precision.
     F32,
+    /// IEEE half precision.
     F16,
+    /// bfloat16: the top half of an f32.
     BF16,
+    /// IEEE double precision (rounded to f32 when taken).
     F64,
 }
 
@@ -81,7 +100,9 @@ impl DType {
 /// Where one tensor lives inside the borrowed bytes.
 #[derive(Debug, Clone)]
 pub struct TensorEntry<'a> {
+    /// Element type as stored.
     pub dtype: DType,
+    /// Size of each dimension, outermost first.
     pub shape: Vec<usize>,
     /// Strides in elements (PyTorch order); safetensors are always contiguous.
     pub strides: Vec<usize>,
@@ -331,14 +352,19 @@ fn decode(name: &str, entry: &TensorEntry<'_>) -> Result<Vec<f32>, WeightsError>
 /// Element type of a safetensors file we write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreDType {
+    /// Every bit of the f32 values.
     F32,
+    /// Half the size, rounded to nearest even.
     F16,
 }
 
 /// One tensor to write: name, shape and row-major f32 values.
 pub struct NamedTensor<'t> {
+    /// The name it is stored under.
     pub name: &'t str,
+    /// Size of each dimension, outermost first.
     pub shape: &'t [usize],
+    /// Row-major values; as many as the shape holds.
     pub values: &'t [f32],
 }
 

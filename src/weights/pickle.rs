@@ -260,7 +260,7 @@ impl Machine {
     }
 
     fn set_items(&mut self, pairs: Vec<Value>) -> Result<(), WeightsError> {
-        if pairs.len() % 2 != 0 {
+        if !pairs.len().is_multiple_of(2) {
             return Err(corrupt("SETITEMS has an odd number of values"));
         }
         let Obj::Dict(dict) = self.top_obj_mut()? else {
