@@ -293,3 +293,47 @@ fn the_tiny_configs_match_the_fixtures() {
         assert_eq!(from_json, config, "{}", fixture.name);
     }
 }
+
+/// The `.pth` the reference wrote with `torch.save`, read by the crate's `Checkpoint`,
+/// gives the same model as the safetensors copy.
+#[test]
+fn pth_checkpoint_equals_the_reference() {
+    let device = Device::flex();
+    let config = config_from_json(TINY_PAD.name, TINY_PAD.json);
+    let bytes = include_bytes!("fixtures/sam/tiny_pad.pth");
+    let sam = Sam::from_bytes(&config, bytes, &device).expect("load the .pth");
+    let io = SafeTensors::parse(TINY_PAD.io);
+
+    let embedding = sam.image_encoder.forward(io.tensor("image", &device));
+    let err = max_abs_err(embedding.clone(), io.get("embedding"));
+    assert!(err <= TOLERANCE, "embedding: {err:e}");
+
+    let (masks, iou) = sam.decode(embedding, None, None, None, true);
+    let err = max_abs_err(masks, io.get("none.multi.low_res_masks"));
+    assert!(err <= TOLERANCE, "masks: {err:e}");
+    let err = max_abs_err(iou, io.get("none.multi.iou_predictions"));
+    assert!(err <= TOLERANCE, "iou: {err:e}");
+}
+
+/// A ViT-H checkpoint given to ViT-B names the tensor, both shapes and the model it is.
+#[test]
+fn a_vit_h_checkpoint_loaded_as_vit_b_says_so() {
+    use pcb_pros::weights::{NamedTensor, StoreDType, write_safetensors};
+    let shape = [1280, 3, 16, 16];
+    let values = vec![0f32; shape.iter().product()];
+    let bytes = write_safetensors(
+        [NamedTensor {
+            name: "image_encoder.patch_embed.proj.weight",
+            shape: &shape,
+            values: &values,
+        }],
+        StoreDType::F32,
+        &Default::default(),
+    );
+    let err = Sam::from_bytes(&SamConfig::vit_b(), &bytes, &Device::flex()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "tensor `image_encoder.patch_embed.proj.weight` has shape [1280, 3, 16, 16]; \
+         SAM ViT-B expects [768, 3, 16, 16]: this looks like a ViT-H checkpoint"
+    );
+}

@@ -1,9 +1,9 @@
 //! What the SAM tests share: a minimal safetensors reader (f32 only) for the fixtures,
 //! usable as a weights source, and comparison of tensors with reference outputs.
 //!
-//! Limitation: the fixtures' weights are read from their safetensors copy, because the
-//! crate's `Checkpoint` (which also reads the `.pth` the reference wrote) is implemented
-//! in the weights area; `sam_parity::pth_*` covers the `.pth` path through it.
+//! The fixtures' weights also come as safetensors, read here without the crate's
+//! `Checkpoint`, so that a fault in the loader and one in the checkpoint reader show
+//! apart; `sam_parity::pth_checkpoint_equals_the_reference` covers the `.pth` path.
 
 #![allow(dead_code)]
 
