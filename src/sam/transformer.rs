@@ -206,3 +206,29 @@ impl TwoWayTransformer {
         (queries, keys)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sam::{Sam, SamConfig};
+
+    /// The parity fixtures cannot tell 1e-5 from 1e-6 (their variances are far larger),
+    /// so the epsilons are checked where burn shows them.
+    #[test]
+    fn layer_norm_epsilons_are_the_reference_ones() {
+        let device = Device::flex();
+        let sam = Sam::new(&SamConfig::tiny_padded(), &device).unwrap();
+        let layer = &sam.mask_decoder.transformer.layers[0];
+        for norm in [&layer.norm1, &layer.norm2, &layer.norm3, &layer.norm4] {
+            let shown = format!("{norm}");
+            assert!(shown.contains("epsilon: 0.00001,"), "{shown}");
+        }
+        let final_norm = format!("{}", sam.mask_decoder.transformer.norm_final_attn);
+        assert!(final_norm.contains("epsilon: 0.00001,"), "{final_norm}");
+        let block = &sam.image_encoder.blocks[0];
+        for norm in [&block.norm1, &block.norm2] {
+            let shown = format!("{norm}");
+            assert!(shown.contains("epsilon: 0.000001,"), "{shown}");
+        }
+    }
+}
