@@ -48,6 +48,10 @@ pub struct Attention {
     pub num_heads: usize,
 }
 
+/// Largest attention map computed at once, in elements (32M, 128 MB in f32): below
+/// WebGPU's default 256 MB buffer limit with room for the relative-position terms.
+const MAX_ATTENTION_ELEMENTS: usize = 1 << 25;
+
 /// Gather `rel_pos[i - j + size - 1]` for every query `i` and key `j` along one axis.
 ///
 /// Queries and keys always have the same size here, so the reference's coordinate
@@ -89,13 +93,31 @@ impl Attention {
         let take = |i: usize| qkv.clone().narrow(0, i, 1).reshape([b * heads, h * w, hd]);
         let (q, k, v) = (take(0), take(1), take(2));
 
-        // [batch * heads, tokens, tokens]
-        let attn = q.clone().mul_scalar(scale).matmul(k.swap_dims(1, 2));
-        let attn = self.add_decomposed_rel_pos(attn, q, h, w);
-        let attn = softmax(attn, 2);
+        // The attention maps are computed a few heads at a time: at 1024 input a global
+        // block's maps are [12, 4096, 4096] (805 MB), past WebGPU's buffer size limit.
+        let n = b * heads;
+        let chunk = (MAX_ATTENTION_ELEMENTS / (h * w * h * w)).clamp(1, n);
+        let outputs: Vec<Tensor<3>> = (0..n)
+            .step_by(chunk)
+            .map(|start| {
+                let len = chunk.min(n - start);
+                let q = q.clone().narrow(0, start, len);
+                let k = k.clone().narrow(0, start, len);
+                let v = v.clone().narrow(0, start, len);
 
-        let x = attn
-            .matmul(v)
+                // [chunk, tokens, tokens]
+                let attn = q.clone().mul_scalar(scale).matmul(k.swap_dims(1, 2));
+                let attn = self.add_decomposed_rel_pos(attn, q, h, w);
+                softmax(attn, 2).matmul(v)
+            })
+            .collect();
+        let out = if outputs.len() == 1 {
+            outputs.into_iter().next().expect("one chunk")
+        } else {
+            Tensor::cat(outputs, 0)
+        };
+
+        let x = out
             .reshape([b, heads, h, w, hd])
             .permute([0, 2, 3, 1, 4])
             .reshape([b, h, w, dim]);
