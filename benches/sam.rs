@@ -2,7 +2,8 @@
 //! and 1024 and the mask decoder, on flex (CPU) and on wgpu where there is an adapter,
 //! beside the reference's PyTorch times on the same machine.
 //!
-//! `cargo bench --bench sam` (set `SAM_BENCH_SIZES=256` to skip 1024). The 1024 runs
+//! `cargo bench --bench sam` (set `SAM_BENCH_SIZES=256` to skip 1024, `SAM_BENCH_WGPU=0`
+//! to skip wgpu). The 1024 runs
 //! are timed once, without warm-up, to keep the bench affordable on a CPU.
 
 use std::process::Command;
@@ -102,9 +103,13 @@ fn main() {
     let mut rows = Vec::new();
     bench_device("burn flex (CPU)", &Device::flex(), &sizes, &mut rows);
 
-    match Device::wgpu_options().init() {
-        Ok(device) => bench_device("burn wgpu", &device, &sizes, &mut rows),
-        Err(err) => println!("wgpu: no adapter ({err}), skipped"),
+    if std::env::var("SAM_BENCH_WGPU").is_ok_and(|v| v == "0") {
+        println!("wgpu: skipped (SAM_BENCH_WGPU=0)");
+    } else {
+        match Device::wgpu_options().init() {
+            Ok(device) => bench_device("burn wgpu", &device, &sizes, &mut rows),
+            Err(err) => println!("wgpu: no adapter ({err}), skipped"),
+        }
     }
     torch_rows(&sizes, &mut rows);
 
