@@ -7,6 +7,28 @@
 
 mod sam_support;
 
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+/// A test whose body is a future: natively it is blocked on, in the browser awaited.
+macro_rules! async_test {
+    ($(#[$meta:meta])* fn $name:ident() $body:block) => {
+        $(#[$meta])*
+        #[cfg(not(target_arch = "wasm32"))]
+        #[test]
+        fn $name() {
+            sam_support::block_on(async $body)
+        }
+
+        $(#[$meta])*
+        #[cfg(target_arch = "wasm32")]
+        #[wasm_bindgen_test::wasm_bindgen_test]
+        async fn $name() $body
+    };
+}
+
 use burn::tensor::{Device, Tensor};
 use pcb_pros::sam::preprocess::{normalize_and_pad, postprocess_masks};
 use pcb_pros::sam::{Sam, SamConfig, SamError};
@@ -58,7 +80,7 @@ fn load(fixture: &Fixture, device: &Device) -> (Sam, SafeTensors) {
 }
 
 /// Compare every output of a fixture; returns (name, max abs error) for each.
-fn compare(fixture: &Fixture, device: &Device) -> Vec<(String, f32)> {
+async fn compare(fixture: &Fixture, device: &Device) -> Vec<(String, f32)> {
     let (sam, io) = load(fixture, device);
     let mut errors = Vec::new();
     let mut check = |name: String, err: f32| {
@@ -71,22 +93,22 @@ fn compare(fixture: &Fixture, device: &Device) -> Vec<(String, f32)> {
     let tokens = sam.image_encoder.patch_embed(image.clone());
     check(
         "patch_embed".into(),
-        max_abs_err(tokens.clone(), io.get("patch_embed")),
+        max_abs_err(tokens.clone(), io.get("patch_embed")).await,
     );
     check(
         "block0".into(),
-        max_abs_err(sam.image_encoder.block_forward(0, tokens), io.get("block0")),
+        max_abs_err(sam.image_encoder.block_forward(0, tokens), io.get("block0")).await,
     );
     let embedding = sam.image_encoder.forward(image);
     check(
         "embedding".into(),
-        max_abs_err(embedding.clone(), io.get("embedding")),
+        max_abs_err(embedding.clone(), io.get("embedding")).await,
     );
 
     let dense_pe = sam.prompt_encoder.get_dense_pe();
     check(
         "dense_pe".into(),
-        max_abs_err(dense_pe.clone(), io.get("dense_pe")),
+        max_abs_err(dense_pe.clone(), io.get("dense_pe")).await,
     );
 
     // The decoder starts from the reference embedding so each part is checked alone.
@@ -108,7 +130,7 @@ fn compare(fixture: &Fixture, device: &Device) -> Vec<(String, f32)> {
         match sparse.clone() {
             Some(sparse) => check(
                 format!("{case}.sparse"),
-                max_abs_err(sparse, io.get(&format!("{case}.sparse"))),
+                max_abs_err(sparse, io.get(&format!("{case}.sparse"))).await,
             ),
             None => assert_eq!(
                 io.get(&format!("{case}.sparse")).0[1],
@@ -118,7 +140,7 @@ fn compare(fixture: &Fixture, device: &Device) -> Vec<(String, f32)> {
         }
         check(
             format!("{case}.dense"),
-            max_abs_err(dense.clone(), io.get(&format!("{case}.dense"))),
+            max_abs_err(dense.clone(), io.get(&format!("{case}.dense"))).await,
         );
 
         let index = io.scalar(&format!("{case}.image_index"));
@@ -141,11 +163,11 @@ fn compare(fixture: &Fixture, device: &Device) -> Vec<(String, f32)> {
             );
             check(
                 format!("{case}.{tag}.low_res_masks"),
-                max_abs_err(masks, io.get(&format!("{case}.{tag}.low_res_masks"))),
+                max_abs_err(masks, io.get(&format!("{case}.{tag}.low_res_masks"))).await,
             );
             check(
                 format!("{case}.{tag}.iou_predictions"),
-                max_abs_err(iou, io.get(&format!("{case}.{tag}.iou_predictions"))),
+                max_abs_err(iou, io.get(&format!("{case}.{tag}.iou_predictions"))).await,
             );
         }
     }
@@ -156,7 +178,7 @@ fn compare(fixture: &Fixture, device: &Device) -> Vec<(String, f32)> {
         let input = normalize_and_pad(pixels.unsqueeze_dim(0), sam.image_size());
         check(
             "pre.input".into(),
-            max_abs_err(input.squeeze_dim::<3>(0), io.get("pre.input")),
+            max_abs_err(input.squeeze_dim::<3>(0), io.get("pre.input")).await,
         );
         let sizes = &io.get("post.sizes").1;
         let [h, w, nh, nw] = [0, 1, 2, 3].map(|i| sizes[i] as usize);
@@ -168,14 +190,14 @@ fn compare(fixture: &Fixture, device: &Device) -> Vec<(String, f32)> {
         );
         check(
             "post.masks".into(),
-            max_abs_err(logits, io.get("post.masks")),
+            max_abs_err(logits, io.get("post.masks")).await,
         );
     }
     errors
 }
 
-fn assert_parity(fixture: &Fixture, device: &Device) {
-    let errors = compare(fixture, device);
+async fn assert_parity(fixture: &Fixture, device: &Device) {
+    let errors = compare(fixture, device).await;
     let worst = errors
         .iter()
         .cloned()
@@ -198,19 +220,22 @@ fn assert_parity(fixture: &Fixture, device: &Device) {
     );
 }
 
-#[test]
-fn flex_padded_windows_equal_the_reference() {
-    assert_parity(&TINY_PAD, &Device::flex());
+async_test! {
+    fn flex_padded_windows_equal_the_reference() {
+        assert_parity(&TINY_PAD, &Device::flex()).await;
+    }
 }
 
-#[test]
-fn flex_unpadded_windows_equal_the_reference() {
-    assert_parity(&TINY_NOPAD, &Device::flex());
+async_test! {
+    fn flex_unpadded_windows_equal_the_reference() {
+        assert_parity(&TINY_NOPAD, &Device::flex()).await;
+    }
 }
 
-#[test]
-fn flex_resampled_weights_equal_the_reference() {
-    assert_parity(&TINY_RESAMPLE, &Device::flex());
+async_test! {
+    fn flex_resampled_weights_equal_the_reference() {
+        assert_parity(&TINY_RESAMPLE, &Device::flex()).await;
+    }
 }
 
 /// The same on wgpu when an adapter is there (skipped with a message when not).
@@ -225,7 +250,21 @@ fn wgpu_equals_the_reference() {
         }
     };
     for fixture in [&TINY_PAD, &TINY_NOPAD, &TINY_RESAMPLE] {
-        assert_parity(fixture, &device);
+        sam_support::block_on(assert_parity(fixture, &device));
+    }
+}
+
+/// The same on WebGPU in the browser (SwiftShader in headless Chromium): the test run
+/// starts Chromium with WebGPU enabled, so a missing adapter is a failure here.
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen_test::wasm_bindgen_test]
+async fn webgpu_equals_the_reference() {
+    let device = Device::wgpu_options()
+        .init_async()
+        .await
+        .expect("a WebGPU adapter");
+    for fixture in [&TINY_PAD, &TINY_NOPAD, &TINY_RESAMPLE] {
+        assert_parity(fixture, &device).await;
     }
 }
 
@@ -294,9 +333,9 @@ fn the_tiny_configs_match_the_fixtures() {
     }
 }
 
+async_test! {
 /// The `.pth` the reference wrote with `torch.save`, read by the crate's `Checkpoint`,
 /// gives the same model as the safetensors copy.
-#[test]
 fn pth_checkpoint_equals_the_reference() {
     let device = Device::flex();
     let config = config_from_json(TINY_PAD.name, TINY_PAD.json);
@@ -305,14 +344,15 @@ fn pth_checkpoint_equals_the_reference() {
     let io = SafeTensors::parse(TINY_PAD.io);
 
     let embedding = sam.image_encoder.forward(io.tensor("image", &device));
-    let err = max_abs_err(embedding.clone(), io.get("embedding"));
+    let err = max_abs_err(embedding.clone(), io.get("embedding")).await;
     assert!(err <= TOLERANCE, "embedding: {err:e}");
 
     let (masks, iou) = sam.decode(embedding, None, None, None, true);
-    let err = max_abs_err(masks, io.get("none.multi.low_res_masks"));
+    let err = max_abs_err(masks, io.get("none.multi.low_res_masks")).await;
     assert!(err <= TOLERANCE, "masks: {err:e}");
-    let err = max_abs_err(iou, io.get("none.multi.iou_predictions"));
+    let err = max_abs_err(iou, io.get("none.multi.iou_predictions")).await;
     assert!(err <= TOLERANCE, "iou: {err:e}");
+}
 }
 
 /// A ViT-H checkpoint given to ViT-B names the tensor, both shapes and the model it is.

@@ -115,16 +115,32 @@ pub fn config_from_json(name: &str, json: &str) -> SamConfig {
     serde_json::from_value(v).unwrap()
 }
 
-/// Read a tensor back (synchronously: tests run natively).
-pub fn values<const D: usize>(t: Tensor<D>) -> (Vec<usize>, Vec<f32>) {
+/// Read a tensor back, asynchronously as the web requires.
+pub async fn values<const D: usize>(t: Tensor<D>) -> (Vec<usize>, Vec<f32>) {
     let dims = t.dims().to_vec();
-    let data = t.into_data().convert::<f32>();
+    let data = t.into_data_async().await.unwrap().convert::<f32>();
     (dims, data.try_to_vec::<f32>().unwrap())
 }
 
+/// Run a future to completion natively (the browser runs the tests' futures itself).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::yield_now();
+    }
+}
+
 /// Max absolute difference between our tensor and the reference's (NaN if any is NaN).
-pub fn max_abs_err<const D: usize>(ours: Tensor<D>, reference: &(Vec<usize>, Vec<f32>)) -> f32 {
-    let (dims, got) = values(ours);
+pub async fn max_abs_err<const D: usize>(
+    ours: Tensor<D>,
+    reference: &(Vec<usize>, Vec<f32>),
+) -> f32 {
+    let (dims, got) = values(ours).await;
     assert_eq!(dims, reference.0, "shape differs from the reference");
     // NaN anywhere makes the error NaN (f32::max would skip it).
     got.iter()
