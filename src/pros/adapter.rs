@@ -370,6 +370,27 @@ mod tests {
     }
 
     #[test]
+    fn frozen_plain_weights_get_no_gradient() {
+        // A frozen layer built on the plain device, an adapter on the autodiff device:
+        // the frozen weight enters the graph as a constant.
+        let plain = Device::flex();
+        let autodiff = plain.clone().autodiff();
+        let frozen = burn::nn::LinearConfig::new(8, 8).init(&plain);
+        let mut rng = SeededRng::new(2);
+        let mut adapter = Adapter::new(8, &mut rng, &autodiff);
+        adapter.up_weight = Param::from_tensor(Tensor::full([2, 8], 0.1, &autodiff));
+
+        let x = Tensor::<2>::random([3, 8], burn::tensor::Distribution::Default, &plain);
+        let loss = frozen.forward(adapter.forward(frozen.forward(x))).sum();
+        let grads = loss.backward();
+
+        assert!(!frozen.weight.val().is_tracked());
+        assert!(frozen.weight.val().grad(&grads).is_none());
+        assert!(adapter.down_weight.val().grad(&grads).is_some());
+        assert!(adapter.up_weight.val().grad(&grads).is_some());
+    }
+
+    #[test]
     fn seeds_decide_the_initialisation() {
         let device = Device::flex();
         let config = AdapterConfig::last_k(2, 4).unwrap();

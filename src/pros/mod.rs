@@ -4,11 +4,13 @@
 //! - [`metrics`]: dice and IoU per image and over a set;
 //! - [`segment`]: from logits to a mask and a list of defects;
 //! - [`adapter`]: the bottleneck adapters and where they go;
+//! - [`optimizer`]: AdamW with PyTorch's defaults;
 //! - [`random`]: the seeded generator behind initialisation and batch order.
 
 pub mod adapter;
 pub mod loss;
 pub mod metrics;
+pub mod optimizer;
 pub mod random;
 pub mod segment;
 
