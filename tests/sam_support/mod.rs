@@ -1,0 +1,133 @@
+//! What the SAM tests share: a minimal safetensors reader (f32 only) for the fixtures,
+//! usable as a weights source, and comparison of tensors with reference outputs.
+//!
+//! Limitation: the fixtures' weights are read from their safetensors copy, because the
+//! crate's `Checkpoint` (which also reads the `.pth` the reference wrote) is implemented
+//! in the weights area; `sam_parity::pth_*` covers the `.pth` path through it.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use pcb_pros::sam::SamConfig;
+use pcb_pros::sam::load::WeightSource;
+use pcb_pros::weights::WeightsError;
+
+/// The tensors of a safetensors file with f32 data.
+pub struct SafeTensors {
+    pub tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+}
+
+impl SafeTensors {
+    pub fn parse(bytes: &[u8]) -> Self {
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+        let data = &bytes[8 + n..];
+        let mut tensors = BTreeMap::new();
+        for (name, entry) in header.as_object().unwrap() {
+            if name == "__metadata__" {
+                continue;
+            }
+            assert_eq!(entry["dtype"], "F32", "{name}: the fixtures are f32");
+            let shape: Vec<usize> = entry["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as usize)
+                .collect();
+            let off = entry["data_offsets"].as_array().unwrap();
+            let (a, b) = (
+                off[0].as_u64().unwrap() as usize,
+                off[1].as_u64().unwrap() as usize,
+            );
+            let values = data[a..b]
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            tensors.insert(name.clone(), (shape, values));
+        }
+        Self { tensors }
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    pub fn get(&self, name: &str) -> &(Vec<usize>, Vec<f32>) {
+        self.tensors
+            .get(name)
+            .unwrap_or_else(|| panic!("fixture has no tensor `{name}`"))
+    }
+
+    pub fn tensor<const D: usize>(&self, name: &str, device: &Device) -> Tensor<D> {
+        let (shape, values) = self.get(name);
+        let shape: [usize; D] = shape.clone().try_into().unwrap();
+        Tensor::from_data(TensorData::new(values.clone(), shape), device)
+    }
+
+    pub fn int_tensor<const D: usize>(&self, name: &str, device: &Device) -> Tensor<D, Int> {
+        let (shape, values) = self.get(name);
+        let shape: [usize; D] = shape.clone().try_into().unwrap();
+        let ints: Vec<i64> = values.iter().map(|&v| v as i64).collect();
+        Tensor::from_data(TensorData::new(ints, shape), device)
+    }
+
+    pub fn scalar(&self, name: &str) -> f32 {
+        self.get(name).1[0]
+    }
+
+    /// Names left over after loading.
+    pub fn names(&self) -> Vec<String> {
+        self.tensors.keys().cloned().collect()
+    }
+}
+
+impl WeightSource for SafeTensors {
+    fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.tensors.get(name).map(|(s, _)| s.clone())
+    }
+
+    fn take(&mut self, name: &str, expected: &[usize]) -> Result<Vec<f32>, WeightsError> {
+        let (shape, values) = self
+            .tensors
+            .remove(name)
+            .ok_or_else(|| WeightsError::Missing {
+                name: name.to_string(),
+                hint: "the fixture lacks it".to_string(),
+            })?;
+        if shape != expected {
+            return Err(WeightsError::Shape {
+                name: name.to_string(),
+                found: shape,
+                expected: expected.to_vec(),
+                hint: String::new(),
+            });
+        }
+        Ok(values)
+    }
+}
+
+/// The configuration the fixture script wrote beside the tensors.
+pub fn config_from_json(name: &str, json: &str) -> SamConfig {
+    let mut v: serde_json::Value = serde_json::from_str(json).unwrap();
+    v["name"] = serde_json::Value::String(name.to_string());
+    serde_json::from_value(v).unwrap()
+}
+
+/// Read a tensor back (synchronously: tests run natively).
+pub fn values<const D: usize>(t: Tensor<D>) -> (Vec<usize>, Vec<f32>) {
+    let dims = t.dims().to_vec();
+    let data = t.into_data().convert::<f32>();
+    (dims, data.try_to_vec::<f32>().unwrap())
+}
+
+/// Max absolute difference between our tensor and the reference's.
+pub fn max_abs_err<const D: usize>(ours: Tensor<D>, reference: &(Vec<usize>, Vec<f32>)) -> f32 {
+    let (dims, got) = values(ours);
+    assert_eq!(dims, reference.0, "shape differs from the reference");
+    got.iter()
+        .zip(&reference.1)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
+}
