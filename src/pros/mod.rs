@@ -4,15 +4,23 @@
 //! - [`metrics`]: dice and IoU per image and over a set;
 //! - [`segment`]: from logits to a mask and a list of defects;
 //! - [`adapter`]: the bottleneck adapters and where they go;
+//! - [`adapter_file`]: saving and loading adapters (safetensors with metadata);
+//! - [`model`]: SAM with adapters, decoded without prompts;
+//! - [`train`]: the training loop over synthetic pairs;
+//! - [`predict`]: segmenting images of any size, overlays, scores against ground truth;
 //! - [`optimizer`]: AdamW with PyTorch's defaults;
 //! - [`random`]: the seeded generator behind initialisation and batch order.
 
 pub mod adapter;
+pub mod adapter_file;
 pub mod loss;
 pub mod metrics;
+pub mod model;
 pub mod optimizer;
+pub mod predict;
 pub mod random;
 pub mod segment;
+pub mod train;
 
 /// What went wrong in PROS training, segmentation or evaluation.
 #[derive(Debug, thiserror::Error)]
