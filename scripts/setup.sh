@@ -55,4 +55,8 @@ if [ ! -x "$tools/node_modules/.bin/wasm-opt" ] \
   mkdir -p "$tools"
   npm install --silent --no-audit --no-fund --prefix "$tools" "binaryen@$BINARYEN_VERSION" >/dev/null
 fi
+if [ ! -d tests/e2e/node_modules/playwright-core ]; then
+  say "npm: installing the end-to-end test driver (playwright-core, no browser download)"
+  (cd tests/e2e && npm ci --silent --no-audit --no-fund >/dev/null)
+fi
 say "ready"

@@ -1,0 +1,115 @@
+// The first page, driven as a visitor would: upload a real board, synthesize pairs, see them.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { writeFile } from "node:fs/promises";
+import { root, serveDist, launch, watchErrors, screenshot } from "./harness.mjs";
+
+let server;
+let context;
+
+before(async () => {
+  server = await serveDist();
+  context = await launch();
+});
+
+after(async () => {
+  await context?.close();
+  await server?.close();
+});
+
+test("a visitor turns an uploaded board into synthetic pairs", async () => {
+  const page = await context.newPage();
+  const errors = watchErrors(page);
+  await page.goto(server.url);
+  await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
+
+  await page.setInputFiles("#file-input", join(root, "www/samples/deeppcb-20085295-normal.jpg"));
+  await page.waitForSelector("#normal-list li");
+  await page.fill("#pair-count", "3");
+  await page.fill("#seed", "11");
+  await page.click("#synth-button");
+  await page.waitForFunction(() => document.querySelectorAll(".pair").length === 3, null, {
+    timeout: 60_000,
+  });
+  await page.waitForFunction(() =>
+    [...document.querySelectorAll(".pair img")].every((i) => i.complete && i.naturalWidth > 0),
+  );
+
+  const pairs = await page.$$eval(".pair", (rows) =>
+    rows.map((r) => ({
+      fingerprint: r.dataset.fingerprint,
+      images: r.querySelectorAll("img").length,
+      width: r.querySelector("img").naturalWidth,
+      title: r.querySelector("h3").textContent,
+    })),
+  );
+  assert.equal(pairs.length, 3);
+  for (const p of pairs) {
+    assert.equal(p.images, 3);
+    assert.equal(p.width, 640);
+    assert.match(p.fingerprint, /^[0-9a-f]{64}$/);
+    assert.match(p.title, /[1-9]\d* defects/);
+  }
+  assert.equal(new Set(pairs.map((p) => p.fingerprint)).size, 3, "seeds give different pairs");
+
+  // The mask preview has white (defect) pixels.
+  const white = await page.$eval(".pair figure:nth-of-type(2) img", (img) => {
+    const c = document.createElement("canvas");
+    c.width = img.naturalWidth;
+    c.height = img.naturalHeight;
+    const g = c.getContext("2d");
+    g.drawImage(img, 0, 0);
+    const d = g.getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i] === 255) n++;
+    return n;
+  });
+  assert.ok(white > 0, "the mask shows the defects");
+
+  const gpu = await page.textContent("#gpu-status");
+  assert.match(gpu, /WebGPU available/, gpu);
+  const shot = await screenshot(page, "synthesize.png");
+  await writeFile(join(root, "scratch", "e2e", "synthesize.txt"), `${gpu}\n${JSON.stringify(pairs, null, 2)}\n`);
+  console.log(`screenshot: ${shot}`);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test("a file that is no image gets a clear error and keeps the page usable", async () => {
+  const page = await context.newPage();
+  await page.goto(server.url);
+  await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
+  await page.setInputFiles("#file-input", {
+    name: "notes.png",
+    mimeType: "image/png",
+    buffer: Buffer.from("<!DOCTYPE html><html>not an image</html>"),
+  });
+  await page.waitForSelector("#error:not([hidden])");
+  const message = await page.textContent("#error");
+  assert.match(message, /notes\.png: .*not a PNG or JPEG.*HTML/);
+  await page.click("#synth-button");
+  assert.match(await page.textContent("#error"), /Add at least one normal image/);
+  await screenshot(page, "bad-file.png");
+  await page.close();
+});
+
+test("without WebGPU the page says so and still synthesizes", async () => {
+  const plain = await launch({ webgpu: false });
+  try {
+    const page = await plain.newPage();
+    await page.goto(server.url);
+    await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
+    await page.waitForFunction(() => !/Checking/.test(document.querySelector("#gpu-status").textContent));
+    assert.match(await page.textContent("#gpu-status"), /WebGPU unavailable/);
+    await page.click(".sample");
+    await page.waitForSelector("#normal-list li");
+    await page.fill("#pair-count", "1");
+    await page.click("#synth-button");
+    await page.waitForSelector(".pair", { timeout: 60_000 });
+    await screenshot(page, "no-webgpu.png");
+  } finally {
+    await plain.close();
+  }
+});
