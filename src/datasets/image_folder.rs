@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use image::RgbImage;
 
-use super::{DatasetError, is_image_file, open_image, sorted_entries};
+use super::{DatasetError, is_image_file, sorted_entries};
 
 /// The PNG and JPEG files directly inside `dir`, sorted by name. An empty folder is an
 /// error, since every caller needs at least one image.
@@ -30,7 +30,15 @@ pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
     Ok(images)
 }
 
-/// Decode an image file as RGB (grayscale files are expanded).
+/// Decode an image file as RGB through [`crate::image_input::decode`], with its size
+/// limits and colour-type handling.
 pub fn load_rgb(path: &Path) -> Result<RgbImage, DatasetError> {
-    Ok(open_image(path)?.to_rgb8())
+    let bytes = std::fs::read(path).map_err(|source| DatasetError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    crate::image_input::decode(&bytes).map_err(|e| DatasetError::Decode {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
 }

@@ -31,6 +31,9 @@ pub enum DatasetError {
         layout: &'static str,
         reason: String,
     },
+    /// A folder that should hold images holds none.
+    #[error("{0} holds no PNG or JPEG images")]
+    NoImages(PathBuf),
     /// A line of an annotation file is malformed.
     #[error("{path}, line {line}: {reason}")]
     Annotation {

@@ -7,6 +7,7 @@
 //! - [`adapter_file`]: saving and loading adapters (safetensors with metadata);
 //! - [`model`]: SAM with adapters, decoded without prompts;
 //! - [`train`]: the training loop over synthetic pairs;
+//! - [`pairs`]: synthetic pairs made from normal images;
 //! - [`predict`]: segmenting images of any size, overlays, scores against ground truth;
 //! - [`optimizer`]: AdamW with PyTorch's defaults;
 //! - [`random`]: the seeded generator behind initialisation and batch order.
@@ -17,6 +18,7 @@ pub mod loss;
 pub mod metrics;
 pub mod model;
 pub mod optimizer;
+pub mod pairs;
 pub mod predict;
 pub mod random;
 pub mod segment;
@@ -76,6 +78,9 @@ pub enum ProsError {
     /// An image is smaller than one patch of the image encoder.
     #[error("the image is {width}x{height}; it must be at least {min}x{min} pixels")]
     ImageTooSmall { width: u32, height: u32, min: usize },
+    /// The synthesizer failed.
+    #[error(transparent)]
+    Synth(#[from] crate::synth::SynthError),
     /// An adapter file belongs to another model or another K.
     #[error("these adapters do not fit: {0}")]
     AdapterMismatch(String),

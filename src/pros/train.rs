@@ -184,8 +184,6 @@ impl Trainer {
         }
 
         let autodiff = device.clone().autodiff();
-        let sam_config_dims = model.sam.image_encoder.blocks().len();
-        log::debug!("training adapters on a SAM of {sam_config_dims} blocks");
         let mut adapters = Adapters::new(
             &model.config,
             encoder_dim(&model),

@@ -1,0 +1,248 @@
+//! The `pros` binary end to end on the tiny test SAM: train, segment, eval, and the
+//! errors a user meets (empty folder, tiny image, mask of the wrong size, existing output).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh scratch folder, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("pros-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn pros(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pros"))
+        .args(["--backend", "cpu"])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+const SAM: [&str; 6] = [
+    "--sam",
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/pros/step_k1.weights.safetensors"
+    ),
+    "--model",
+    "tiny",
+    "--size",
+    "96",
+];
+
+fn with_sam<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = args.to_vec();
+    all.extend(SAM);
+    all
+}
+
+fn normal_images(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let group = root().join("../shared/data/deeppcb/PCBData/group12000/12000");
+    for id in ["12000001", "12000038"] {
+        std::fs::copy(
+            group.join(format!("{id}_temp.jpg")),
+            dir.join(format!("{id}.jpg")),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn train_segment_and_eval_end_to_end() {
+    let s = Scratch::new("e2e");
+    let normal = s.0.join("normal");
+    normal_images(&normal);
+    let adapters = s.0.join("adapters.safetensors");
+    let a = adapters.to_str().unwrap();
+
+    let out = pros(&with_sam(&[
+        "train",
+        "--images",
+        normal.to_str().unwrap(),
+        "--output",
+        a,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "2",
+        "--pairs-per-image",
+        "2",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("epoch 2 of 2"), "{}", stderr(&out));
+    let bytes = std::fs::read(&adapters).unwrap();
+    let meta = pcb_pros::pros::adapter_file::read_adapter_metadata(&bytes).unwrap();
+    assert_eq!(
+        (meta.k, meta.epochs, meta.loss_history.epochs.len()),
+        (1, 2, 2)
+    );
+
+    // Training again onto the same file is refused and leaves it alone.
+    let out = pros(&with_sam(&[
+        "train",
+        "--images",
+        normal.to_str().unwrap(),
+        "--output",
+        a,
+    ]));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--overwrite"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&adapters).unwrap(), bytes);
+
+    let seg = s.0.join("seg");
+    let image = normal.join("12000001.jpg");
+    let out = pros(&with_sam(&[
+        "segment",
+        image.to_str().unwrap(),
+        "--adapters",
+        a,
+        "--output",
+        seg.to_str().unwrap(),
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mask = image::open(seg.join("12000001_mask.png")).unwrap();
+    assert_eq!((mask.width(), mask.height()), (640, 640));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(seg.join("defects.json")).unwrap()).unwrap();
+    assert!(json[0]["defects"].is_array());
+    assert!(seg.join("12000001_overlay.png").is_file());
+
+    let report = s.0.join("report.json");
+    let out = pros(&with_sam(&[
+        "eval",
+        "--dataset",
+        root().join("../shared/data/deeppcb").to_str().unwrap(),
+        "--layout",
+        "deeppcb",
+        "--adapters",
+        a,
+        "--limit",
+        "2",
+        "--report",
+        report.to_str().unwrap(),
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("mean dice") && table.contains("pooled IoU"),
+        "{table}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(report["summary"]["images"], 2);
+}
+
+#[test]
+fn an_empty_folder_is_a_clear_error() {
+    let s = Scratch::new("empty");
+    let out = pros(&with_sam(&[
+        "train",
+        "--images",
+        s.0.to_str().unwrap(),
+        "--output",
+        s.0.join("a.safetensors").to_str().unwrap(),
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("holds no PNG or JPEG images"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!s.0.join("a.safetensors").exists());
+}
+
+#[test]
+fn a_too_small_image_is_a_clear_error() {
+    let s = Scratch::new("small");
+    let normal = s.0.join("normal");
+    normal_images(&normal);
+    let a = s.0.join("a.safetensors");
+    let out = pros(&with_sam(&[
+        "train",
+        "--images",
+        normal.to_str().unwrap(),
+        "--output",
+        a.to_str().unwrap(),
+        "--epochs",
+        "1",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let tiny = s.0.join("tiny.png");
+    image::RgbImage::new(8, 12).save(&tiny).unwrap();
+    let out = pros(&with_sam(&[
+        "segment",
+        tiny.to_str().unwrap(),
+        "--adapters",
+        a.to_str().unwrap(),
+        "--output",
+        s.0.join("seg").to_str().unwrap(),
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("8x12"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_mask_of_the_wrong_size_is_a_clear_error() {
+    let s = Scratch::new("mask");
+    let normal = s.0.join("normal");
+    normal_images(&normal);
+    let a = s.0.join("a.safetensors");
+    let out = pros(&with_sam(&[
+        "train",
+        "--images",
+        normal.to_str().unwrap(),
+        "--output",
+        a.to_str().unwrap(),
+        "--epochs",
+        "1",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let dataset = s.0.join("category");
+    std::fs::create_dir_all(dataset.join("test/bad")).unwrap();
+    std::fs::create_dir_all(dataset.join("ground_truth/bad")).unwrap();
+    image::RgbImage::new(64, 64)
+        .save(dataset.join("test/bad/000.png"))
+        .unwrap();
+    image::GrayImage::new(32, 64)
+        .save(dataset.join("ground_truth/bad/000_mask.png"))
+        .unwrap();
+    let out = pros(&with_sam(&[
+        "eval",
+        "--dataset",
+        dataset.to_str().unwrap(),
+        "--layout",
+        "folder",
+        "--adapters",
+        a.to_str().unwrap(),
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    let message = stderr(&out);
+    assert!(
+        message.contains("32x64") && message.contains("64x64"),
+        "{message}"
+    );
+}
