@@ -1,6 +1,9 @@
 //! The `pros` binary end to end on the tiny test SAM: train, segment, eval, and the
 //! errors a user meets (empty folder, tiny image, mask of the wrong size, existing output).
 
+// Native only: these read files (and run the binary), which the browser cannot.
+#![cfg(not(target_arch = "wasm32"))]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -245,4 +248,40 @@ fn a_mask_of_the_wrong_size_is_a_clear_error() {
         message.contains("32x64") && message.contains("64x64"),
         "{message}"
     );
+}
+
+#[test]
+fn positions_choose_the_blocks_and_bad_ones_are_refused() {
+    let s = Scratch::new("positions");
+    let normal = s.0.join("normal");
+    normal_images(&normal);
+    let a = s.0.join("a.safetensors");
+    let args = |positions: &'static str| {
+        with_sam(&[
+            "train",
+            "--images",
+            normal.to_str().unwrap(),
+            "--output",
+            a.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--positions",
+            positions,
+        ])
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<String>>()
+    };
+    let run = |v: Vec<String>| pros(&v.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let out = run(args("3"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("below 3"), "{}", stderr(&out));
+
+    let out = run(args("2,0"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let meta =
+        pcb_pros::pros::adapter_file::read_adapter_metadata(&std::fs::read(&a).unwrap()).unwrap();
+    assert_eq!(meta.k, 2);
+    assert_eq!(meta.adapter_config.encoder_positions, vec![0, 2]);
 }

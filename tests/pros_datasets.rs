@@ -1,5 +1,8 @@
 //! The dataset readers on the real files in `../shared/data` (read-only).
 
+// Native only: these read files (and run the binary), which the browser cannot.
+#![cfg(not(target_arch = "wasm32"))]
+
 use std::path::{Path, PathBuf};
 
 use pcb_pros::datasets::{DatasetError, anomaly_folder, deeppcb};

@@ -3,6 +3,9 @@
 //! adapter values. Loss, logits and every adapter gradient must match to 1e-4, and the
 //! AdamW update to a small fraction of the learning rate.
 
+// Native only: these read files (and run the binary), which the browser cannot.
+#![cfg(not(target_arch = "wasm32"))]
+
 use std::path::Path;
 
 use burn::tensor::{Device, Tensor};

@@ -33,6 +33,10 @@ pub struct TrainArgs {
     /// Number of adapters, after the last K image encoder blocks.
     #[arg(long, default_value_t = 1)]
     pub k: usize,
+    /// Put the adapters after these blocks instead (comma-separated, from 0); K is then
+    /// their count.
+    #[arg(long, value_delimiter = ',')]
+    pub positions: Vec<usize>,
     /// Adapters in the mask decoder's two-way transformer too.
     #[arg(long)]
     pub decoder_adapters: bool,
@@ -88,7 +92,11 @@ pub fn run(args: &TrainArgs, overwrite: bool, device: &Device) -> Result<(), Cli
 
     let (sam, sha) = load_sam(&args.sam, device)?;
     let sam_config = args.sam.config();
-    let mut adapter_config = AdapterConfig::last_k(args.k, sam_config.encoder_depth)?;
+    let mut adapter_config = if args.positions.is_empty() {
+        AdapterConfig::last_k(args.k, sam_config.encoder_depth)?
+    } else {
+        AdapterConfig::at_positions(args.positions.clone(), sam_config.encoder_depth)?
+    };
     adapter_config.decoder_adapters = args.decoder_adapters;
     adapter_config.train_hypernetwork = args.train_hypernetwork;
     log::info!(
@@ -98,7 +106,7 @@ pub fn run(args: &TrainArgs, overwrite: bool, device: &Device) -> Result<(), Cli
             sam_config.prompt_embed_dim,
             sam_config.decoder_depth
         ),
-        args.k
+        adapter_config.k()
     );
     let model = ProsModel::new(sam, adapter_config.clone())?;
     let config = TrainConfig {
@@ -132,7 +140,7 @@ pub fn run(args: &TrainArgs, overwrite: bool, device: &Device) -> Result<(), Cli
     let (_, adapters, history) = trainer.into_parts();
     let metadata = AdapterMetadata {
         sam_config,
-        k: args.k,
+        k: adapter_config.k(),
         adapter_config,
         sam_sha256: sha,
         seed: args.seed,
