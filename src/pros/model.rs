@@ -174,3 +174,37 @@ impl ProsModel {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sam::SamConfig;
+    use burn::tensor::{Device, Distribution};
+
+    #[test]
+    fn untrained_adapters_give_exactly_sam() {
+        // Fresh adapters (zero up-projection) everywhere, decoded without prompts, must
+        // equal SAM's own forward with no prompt and the single-mask output.
+        let device = Device::flex();
+        let config = SamConfig::tiny_padded();
+        let sam = Sam::new(&config, &device).unwrap();
+        let mut adapter_config = AdapterConfig::last_k(2, config.encoder_depth).unwrap();
+        adapter_config.decoder_adapters = true;
+        let adapters = Adapters::new(&adapter_config, 16, 16, 2, 3, &device);
+        let model = ProsModel::new(sam, adapter_config).unwrap();
+
+        let size = config.image_size;
+        let x = Tensor::<4>::random([2, 3, size, size], Distribution::Default, &device);
+        let ours = model.forward(x.clone(), &adapters);
+        let (low_res, _) = model.sam.forward(x, None, None, None, false);
+        let theirs = interpolate(
+            low_res,
+            InterpolateOptions::new(InterpolateMode::Bilinear)
+                .with_align_corners(false)
+                .with_output_size([size, size]),
+        );
+        assert_eq!(ours.dims(), [2, 1, size, size]);
+        let diff: f32 = (ours - theirs).abs().max().into_scalar();
+        assert!(diff < 1e-5, "{diff}");
+    }
+}
