@@ -285,3 +285,35 @@ fn positions_choose_the_blocks_and_bad_ones_are_refused() {
     assert_eq!(meta.k, 2);
     assert_eq!(meta.adapter_config.encoder_positions, vec![0, 2]);
 }
+
+#[test]
+fn convert_writes_f16_safetensors_that_load() {
+    let s = Scratch::new("convert");
+    let out = s.0.join("tiny.safetensors");
+    let pth = root().join("tests/fixtures/sam/tiny_pad.pth");
+    let args = [
+        "convert",
+        "--input",
+        pth.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ];
+    let run = pros(&args);
+    assert!(run.status.success(), "{}", stderr(&run));
+
+    let bytes = std::fs::read(&out).unwrap();
+    let checkpoint = pcb_pros::weights::Checkpoint::parse(&bytes).unwrap();
+    let name = "image_encoder.pos_embed";
+    assert_eq!(
+        checkpoint.entry(name).unwrap().dtype,
+        pcb_pros::weights::DType::F16
+    );
+    let device = burn::tensor::Device::flex();
+    let config = pcb_pros::sam::SamConfig::tiny_padded();
+    assert!(pcb_pros::sam::Sam::from_bytes(&config, &bytes, &device).is_ok());
+
+    // A second run does not replace the file.
+    let again = pros(&args);
+    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+}
