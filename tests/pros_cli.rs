@@ -317,3 +317,34 @@ fn convert_writes_f16_safetensors_that_load() {
     assert_eq!(again.status.code(), Some(1));
     assert_eq!(std::fs::read(&out).unwrap(), bytes);
 }
+
+#[test]
+fn synth_writes_pairs_with_masks() {
+    let s = Scratch::new("synth");
+    let normal = s.0.join("normal");
+    normal_images(&normal);
+    let out_dir = s.0.join("pairs");
+    let run = pros(&[
+        "synth",
+        "--input",
+        normal.to_str().unwrap(),
+        "--output",
+        out_dir.to_str().unwrap(),
+        "--per-image",
+        "2",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let image = image::open(out_dir.join("12000001_1.png"))
+        .unwrap()
+        .to_rgb8();
+    let mask = image::open(out_dir.join("12000001_1_mask.png"))
+        .unwrap()
+        .to_luma8();
+    assert_eq!(image.dimensions(), mask.dimensions());
+    assert!(mask.pixels().all(|p| p[0] == 0 || p[0] == 255));
+    assert!(
+        mask.pixels().any(|p| p[0] == 255),
+        "a pair has at least one defect"
+    );
+    assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 8);
+}
