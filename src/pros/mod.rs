@@ -8,6 +8,7 @@
 //! - [`model`]: SAM with adapters, decoded without prompts;
 //! - [`train`]: the training loop over synthetic pairs;
 //! - [`pairs`]: synthetic pairs made from normal images;
+//! - [`upsample`]: bilinear resizing with a backward pass on every backend;
 //! - [`predict`]: segmenting images of any size, overlays, scores against ground truth;
 //! - [`optimizer`]: AdamW with PyTorch's defaults;
 //! - [`random`]: the seeded generator behind initialisation and batch order.
@@ -23,6 +24,7 @@ pub mod predict;
 pub mod random;
 pub mod segment;
 pub mod train;
+pub mod upsample;
 
 /// What went wrong in PROS training, segmentation or evaluation.
 #[derive(Debug, thiserror::Error)]

@@ -2,15 +2,14 @@
 //!
 //! Prompt-free decoding: no points and no boxes (the sparse prompt is empty), the
 //! "no mask" dense embedding, and only the single-mask output of the mask decoder. Its
-//! low-res logits (`4 * grid` square) are bilinearly upsampled to the input size.
+//! low-res logits (`4 * grid` square) are bilinearly upsampled to the input size (see
+//! [`super::upsample`], which also has a backward pass on WebGPU).
 //!
 //! SAM is built on the plain device; the [`Adapters`] may live on an autodiff device. In a
 //! training forward, activations become tracked at the first adapter and flow through the
 //! rest of SAM, whose weights enter the graph as constants.
 
 use burn::tensor::Tensor;
-use burn::tensor::module::interpolate;
-use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
 use super::adapter::{AdapterConfig, Adapters};
 use crate::sam::Sam;
@@ -81,12 +80,8 @@ impl ProsModel {
 
         let low_res = self.decode(embeddings, adapters);
         let size = self.image_size();
-        interpolate(
-            low_res,
-            InterpolateOptions::new(InterpolateMode::Bilinear)
-                .with_align_corners(false)
-                .with_output_size([size, size]),
-        )
+        let device = low_res.device();
+        super::upsample::bilinear(low_res, [size, size], &device)
     }
 
     /// Mask logits at the input size.
@@ -179,6 +174,8 @@ impl ProsModel {
 mod tests {
     use super::*;
     use crate::sam::SamConfig;
+    use burn::tensor::module::interpolate;
+    use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
     use burn::tensor::{Device, Distribution};
 
     #[test]
