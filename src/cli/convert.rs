@@ -1,67 +1,39 @@
-//! `pros convert`: any checkpoint in, safetensors out (f16 by default, about 190 MB for
-//! SAM ViT-B), to serve beside the web page.
+//! `pros convert`: a SAM checkpoint to f16 safetensors.
 
 use std::path::PathBuf;
 
-use crate::weights::{StoreDType, WeightsError, convert_to_safetensors};
+use clap::Args;
+
+use super::CliError;
+use super::output::{check_free, write_new};
 
 /// Arguments of `pros convert`.
-#[derive(clap::Args)]
+#[derive(Debug, Args)]
 pub struct ConvertArgs {
-    /// The weights to read: a PyTorch checkpoint (e.g. sam_vit_b_01ec64.pth) or safetensors.
-    input: PathBuf,
-    /// Where to write the safetensors file.
-    output: PathBuf,
-    /// Element type to store: f16 halves the size for serving; f32 keeps every bit.
-    #[arg(long, value_enum, default_value_t = StoreArg::F16)]
-    dtype: StoreArg,
+    /// The checkpoint (.pth as `torch.save` writes it, or safetensors).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// The safetensors file to write (f16).
+    #[arg(long)]
+    pub output: PathBuf,
 }
 
-/// The element types `pros convert` can store.
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum StoreArg {
-    F16,
-    F32,
-}
-
-/// What went wrong converting weights.
-#[derive(Debug, thiserror::Error)]
-pub enum ConvertError {
-    /// The input could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    /// The output could not be written.
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    /// The input is not usable weights.
-    #[error("{path}: {source}")]
-    Weights { path: PathBuf, source: WeightsError },
-}
-
-/// Read, convert and write.
-pub fn run(args: &ConvertArgs) -> Result<(), ConvertError> {
-    let bytes = std::fs::read(&args.input).map_err(|source| ConvertError::Read {
+/// Run `pros convert`.
+pub fn run(args: &ConvertArgs, overwrite: bool) -> Result<(), CliError> {
+    check_free(&args.output, overwrite)?;
+    let bytes = std::fs::read(&args.input).map_err(|source| CliError::Io {
         path: args.input.clone(),
         source,
     })?;
-    let dtype = match args.dtype {
-        StoreArg::F16 => StoreDType::F16,
-        StoreArg::F32 => StoreDType::F32,
-    };
-    let out = convert_to_safetensors(&bytes, dtype).map_err(|source| ConvertError::Weights {
-        path: args.input.clone(),
-        source,
-    })?;
-    std::fs::write(&args.output, &out).map_err(|source| ConvertError::Write {
-        path: args.output.clone(),
-        source,
-    })?;
-    log::info!("wrote {} ({} bytes)", args.output.display(), out.len());
+    let converted =
+        crate::weights::convert_to_safetensors(&bytes, crate::weights::StoreDType::F16)?;
+    write_new(&args.output, &converted, overwrite)?;
+    log::info!(
+        "{} ({} MB) -> {} ({} MB, f16)",
+        args.input.display(),
+        bytes.len() / 1_000_000,
+        args.output.display(),
+        converted.len() / 1_000_000
+    );
     Ok(())
 }
