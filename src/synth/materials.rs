@@ -24,9 +24,9 @@ pub fn otsu(histogram: &[u64; 256]) -> u8 {
         .sum();
     let (mut weight_low, mut sum_low) = (0u64, 0f64);
     let (mut best, mut best_score) = (127u8, -1f64);
-    for t in 0..255usize {
-        weight_low += histogram[t];
-        sum_low += t as f64 * histogram[t] as f64;
+    for (t, &count) in histogram.iter().enumerate().take(255) {
+        weight_low += count;
+        sum_low += t as f64 * count as f64;
         let weight_high = total - weight_low;
         if weight_low == 0 || weight_high == 0 {
             continue;
