@@ -6,6 +6,9 @@
 //! to skip wgpu). The 1024 runs
 //! are timed once, without warm-up, to keep the bench affordable on a CPU.
 
+// On wasm only the empty main below is built; the timing code is native.
+#![cfg_attr(target_arch = "wasm32", allow(dead_code, unused_imports))]
+
 use std::process::Command;
 use std::time::Instant;
 
@@ -95,6 +98,7 @@ fn torch_rows(sizes: &[usize], rows: &mut Vec<(String, String, usize, f64)>) {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn main() {
     let sizes: Vec<usize> = std::env::var("SAM_BENCH_SIZES")
         .ok()
@@ -121,3 +125,7 @@ fn main() {
         println!("{backend:<20} {part:<28} {size:>6} {ms:>12.1}");
     }
 }
+
+// Benchmarks run natively; wgpu is initialised synchronously here, which the web forbids.
+#[cfg(target_arch = "wasm32")]
+fn main() {}
