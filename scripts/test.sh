@@ -18,7 +18,7 @@ step "clippy (wasm32)"
 cargo clippy --all-targets --target wasm32-unknown-unknown -- -D warnings
 
 step "native tests"
-cargo test
+cargo test --no-fail-fast
 
 step "wasm tests in headless Chromium (WebGPU on SwiftShader)"
 wasm-pack test --headless --chrome --mode no-install

@@ -26,7 +26,9 @@ fn convert_writes_f16_safetensors_with_torch_rounding() {
     let output = scratch("state_dict.f16.safetensors");
     let status = Command::new(env!("CARGO_BIN_EXE_pros"))
         .arg("convert")
+        .arg("--input")
         .arg(fixture("state_dict.pth"))
+        .arg("--output")
         .arg(&output)
         .status()
         .unwrap();
@@ -67,7 +69,9 @@ fn convert_of_a_wrong_file_fails_with_the_reason() {
     let output = scratch("never.safetensors");
     let result = Command::new(env!("CARGO_BIN_EXE_pros"))
         .arg("convert")
+        .arg("--input")
         .arg(fixture("legacy.pth"))
+        .arg("--output")
         .arg(&output)
         .output()
         .unwrap();

@@ -25,8 +25,11 @@ pub fn run(args: &ConvertArgs, overwrite: bool) -> Result<(), CliError> {
         path: args.input.clone(),
         source,
     })?;
-    let converted =
-        crate::weights::convert_to_safetensors(&bytes, crate::weights::StoreDType::F16)?;
+    let converted = crate::weights::convert_to_safetensors(&bytes, crate::weights::StoreDType::F16)
+        .map_err(|source| CliError::WeightsFile {
+            path: args.input.clone(),
+            source,
+        })?;
     write_new(&args.output, &converted, overwrite)?;
     log::info!(
         "{} ({} MB) -> {} ({} MB, f16)",

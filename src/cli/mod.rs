@@ -57,6 +57,13 @@ pub enum CliError {
     /// From the weights readers.
     #[error(transparent)]
     Weights(#[from] WeightsError),
+    /// A weights file that could not be read, named.
+    #[error("{path}: {source}")]
+    WeightsFile {
+        path: PathBuf,
+        #[source]
+        source: WeightsError,
+    },
 }
 
 /// Where tensors run.
