@@ -54,6 +54,16 @@ fn describe(bytes: &[u8]) -> String {
     }
 }
 
+/// Width and height from a PNG's IHDR chunk, which the format requires to come first.
+fn png_header_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    if bytes.len() < 24 || !bytes.starts_with(b"\x89PNG\r\n\x1a\n") || &bytes[12..16] != b"IHDR" {
+        return None;
+    }
+    let read =
+        |at: usize| u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    Some((read(16), read(20)))
+}
+
 /// Decode a PNG or JPEG from bytes into 8-bit RGB.
 pub fn decode(bytes: &[u8]) -> Result<RgbImage, ImageInputError> {
     if bytes.is_empty() {
@@ -69,11 +79,16 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, ImageInputError> {
         detail: e.to_string(),
     };
 
-    // Reading the header allocates nothing; without limits, a forged size is reported as
-    // such here rather than as a decoder's memory error (which 32-bit wasm gives sooner).
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    reader.no_limits();
-    let (width, height) = reader.into_dimensions().map_err(corrupt)?;
+    // A PNG's size is read straight from its header: on 32-bit wasm the decoder refuses a
+    // forged size with a bare memory error before it can report the size.
+    let (width, height) = match png_header_size(bytes) {
+        Some(size) => size,
+        None => {
+            let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+            reader.no_limits();
+            reader.into_dimensions().map_err(corrupt)?
+        }
+    };
     if width == 0 || height == 0 {
         return Err(ImageInputError::ZeroSize { width, height });
     }
@@ -85,7 +100,7 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, ImageInputError> {
         });
     }
 
-    reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);

@@ -32,6 +32,10 @@ impl PositionEmbeddingRandom {
         let [_, feats] = g.dims();
         let coords = coords.mul_scalar(2.0).sub_scalar(1.0);
         let coords = coords.matmul(g.unsqueeze_dim::<3>(0).expand([b, 2, feats]));
+        // The reference takes sin and cos of 2π·c. GPU sin/cos (WGSL) lose accuracy far from
+        // zero, so whole turns are removed first: the angle lands in [-π, π], where every
+        // backend is accurate, and differs from the reference's f32 angle by rounding only.
+        let coords = coords.clone().sub(coords.round());
         let coords = coords.mul_scalar(2.0 * PI);
         debug_assert_eq!(coords.dims(), [b, n, feats]);
         Tensor::cat(vec![coords.clone().sin(), coords.cos()], 2)
