@@ -20,7 +20,10 @@ impl Span {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Material {
-    /// Material is brighter than the substrate (DeepPCB's white copper, tin pads on green).
+    /// The class with fewer pixels is material: traces and pads cover less of a board than
+    /// its substrate (DeepPCB's black copper on white, tin pads on a green solder mask).
+    Auto,
+    /// Material is brighter than the substrate (tin pads on green).
     Bright,
     /// Material is darker than the substrate.
     Dark,
@@ -91,7 +94,7 @@ impl Default for SynthConfig {
             blur_sigma: Span::new(0.0005, 0.0025),
             opacity: Span::new(0.6, 1.0),
             mask_threshold: 24,
-            material: Material::Bright,
+            material: Material::Auto,
             crop: None,
             resize: None,
         }

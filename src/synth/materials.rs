@@ -46,7 +46,8 @@ pub fn otsu(histogram: &[u64; 256]) -> u8 {
 #[derive(Debug, Clone)]
 pub struct Materials {
     threshold: u8,
-    material: Material,
+    /// Whether material is the bright class.
+    bright_material: bool,
     has_material: bool,
     has_substrate: bool,
 }
@@ -61,13 +62,19 @@ impl Materials {
         let threshold = otsu(&histogram);
         let bright: u64 = histogram[threshold as usize + 1..].iter().sum();
         let dark: u64 = histogram[..=threshold as usize].iter().sum();
-        let (materials, substrate) = match material {
-            Material::Bright => (bright, dark),
-            Material::Dark => (dark, bright),
+        let bright_material = match material {
+            Material::Auto => bright <= dark,
+            Material::Bright => true,
+            Material::Dark => false,
+        };
+        let (materials, substrate) = if bright_material {
+            (bright, dark)
+        } else {
+            (dark, bright)
         };
         Self {
             threshold,
-            material,
+            bright_material,
             has_material: materials > 0,
             has_substrate: substrate > 0,
         }
@@ -76,7 +83,12 @@ impl Materials {
     /// Whether the pixel `p` is of the material class.
     pub fn is_material(&self, p: [u8; 3]) -> bool {
         let bright = luminance(p) > self.threshold;
-        bright == (self.material == Material::Bright)
+        bright == self.bright_material
+    }
+
+    /// Whether material is the brighter class.
+    pub fn material_is_bright(&self) -> bool {
+        self.bright_material
     }
 
     /// A random pixel position of the wanted class (`material` or substrate), found by a
