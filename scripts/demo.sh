@@ -1,10 +1,27 @@
 #!/usr/bin/env bash
 # Build the page in release mode and serve it on http://127.0.0.1:8080 (Ctrl-C stops it).
+#
+#   ./scripts/demo.sh [WEIGHTS]
+#
+# With WEIGHTS (a SAM .pth or safetensors file), the file is served beside the page and the
+# page loads it by itself on the first visit (then from browser storage).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+weights="${1:-}"
+if [ -n "$weights" ] && [ ! -f "$weights" ]; then
+  echo "demo: $weights is not a file; give the path of SAM weights (.pth or .safetensors)" >&2
+  exit 2
+fi
 bash scripts/setup.sh
 source scripts/env.sh
 trunk build --release
+if [ -n "$weights" ]; then
+  name="$(basename "$weights")"
+  mkdir -p dist/weights
+  ln -f "$weights" "dist/weights/$name" 2>/dev/null || cp "$weights" "dist/weights/$name"
+  printf '{ "weights": "weights/%s" }\n' "$name" > dist/config.json
+  echo "The page loads weights/$name by itself."
+fi
 echo
 echo "Serving the page at http://127.0.0.1:8080/ (Ctrl-C to stop)"
 exec python3 -m http.server 8080 --bind 127.0.0.1 --directory dist

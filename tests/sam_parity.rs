@@ -5,29 +5,13 @@
 //! constant-initialised tensor perturbed, their state dict, inputs and outputs. They are
 //! embedded with `include_bytes!` so that this file can also run in wasm.
 
+#[macro_use]
 mod sam_support;
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
-
-/// A test whose body is a future: natively it is blocked on, in the browser awaited.
-macro_rules! async_test {
-    ($(#[$meta:meta])* fn $name:ident() $body:block) => {
-        $(#[$meta])*
-        #[cfg(not(target_arch = "wasm32"))]
-        #[test]
-        fn $name() {
-            sam_support::block_on(async $body)
-        }
-
-        $(#[$meta])*
-        #[cfg(target_arch = "wasm32")]
-        #[wasm_bindgen_test::wasm_bindgen_test]
-        async fn $name() $body
-    };
-}
 
 use burn::tensor::{Device, Tensor};
 use pcb_pros::sam::preprocess::{normalize_and_pad, postprocess_masks};

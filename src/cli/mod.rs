@@ -4,6 +4,7 @@
 //! never replaced unless `--overwrite` is given, and a file is written under a temporary
 //! name and renamed, so an interrupted run leaves no half-written output.
 
+mod bench;
 mod convert;
 mod eval;
 mod model_files;
@@ -116,6 +117,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// Convert a SAM checkpoint (.pth) to f16 safetensors for serving.
     Convert(convert::ConvertArgs),
+    /// Time training steps and epochs (SAM ViT-B, random weights).
+    Bench(bench::BenchArgs),
 }
 
 /// Entry point of the `pros` binary.
@@ -137,6 +140,15 @@ pub fn main() -> ExitCode {
             .backend
             .device()
             .and_then(|d| eval::run(args, cli.overwrite, &d)),
+        Command::Bench(args) => {
+            let name = match cli.backend {
+                Backend::Wgpu => "wgpu",
+                Backend::Cpu => "flex",
+            };
+            cli.backend
+                .device()
+                .and_then(|d| bench::run(args, name, &d))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,6 +14,8 @@ use crate::sam::{Sam, SamConfig};
 /// The SAM sizes the CLI knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ModelSize {
+    /// Tell the size from the weights file.
+    Auto,
     /// SAM ViT-B (the paper's).
     VitB,
     /// SAM ViT-L.
@@ -31,7 +33,7 @@ pub struct SamArgs {
     #[arg(long)]
     pub sam: PathBuf,
     /// The SAM size of the weights.
-    #[arg(long, value_enum, default_value = "vit-b")]
+    #[arg(long, value_enum, default_value = "auto")]
     pub model: ModelSize,
     /// Side of the square input in pixels (a multiple of 16; the paper uses 256).
     #[arg(long, default_value_t = 256)]
@@ -39,15 +41,16 @@ pub struct SamArgs {
 }
 
 impl SamArgs {
-    /// The configuration at the chosen size.
-    pub fn config(&self) -> SamConfig {
+    /// The configuration at the chosen size; `None` when it is told from the file.
+    pub fn config(&self) -> Option<SamConfig> {
         let config = match self.model {
+            ModelSize::Auto => return None,
             ModelSize::VitB => SamConfig::vit_b(),
             ModelSize::VitL => SamConfig::vit_l(),
             ModelSize::VitH => SamConfig::vit_h(),
             ModelSize::Tiny => SamConfig::tiny_padded(),
         };
-        config.with_image_size(self.size)
+        Some(config.with_image_size(self.size))
     }
 }
 
@@ -59,18 +62,22 @@ pub fn read(path: &Path) -> Result<Vec<u8>, CliError> {
     })
 }
 
-/// Load SAM on `device`; returns it with the SHA-256 of the weights file.
-pub fn load_sam(args: &SamArgs, device: &Device) -> Result<(Sam, String), CliError> {
+/// Load SAM on `device`; returns it with its configuration and the SHA-256 of the weights
+/// file.
+pub fn load_sam(args: &SamArgs, device: &Device) -> Result<(Sam, SamConfig, String), CliError> {
     let bytes = read(&args.sam)?;
     let sha = adapter_file::sha256_hex(&bytes);
-    let sam = Sam::from_bytes(&args.config(), &bytes, device)?;
+    let (sam, config) = match args.config() {
+        Some(config) => (Sam::from_bytes(&config, &bytes, device)?, config),
+        None => Sam::from_bytes_detected(&bytes, args.size, device)?,
+    };
     log::info!(
         "loaded SAM {} from {} at {} px",
-        args.config().name,
+        config.name,
         args.sam.display(),
         args.size
     );
-    Ok((sam, sha))
+    Ok((sam, config, sha))
 }
 
 /// Load SAM and the adapters trained on it.
@@ -79,10 +86,9 @@ pub fn load_model(
     adapters_path: &Path,
     device: &Device,
 ) -> Result<(ProsModel, Adapters, AdapterMetadata), CliError> {
-    let (sam, sha) = load_sam(sam_args, device)?;
+    let (sam, config, sha) = load_sam(sam_args, device)?;
     let bytes = read(adapters_path)?;
-    let (adapters, metadata) =
-        adapter_file::from_bytes(&bytes, &sam_args.config(), &sha, None, device)?;
+    let (adapters, metadata) = adapter_file::from_bytes(&bytes, &config, &sha, None, device)?;
     let model = ProsModel::new(sam, metadata.adapter_config.clone())?;
     log::info!(
         "loaded K = {} adapters ({} epochs) from {}",

@@ -90,15 +90,14 @@ pub fn run(args: &TrainArgs, overwrite: bool, device: &Device) -> Result<(), Cli
         args.seed,
     )?;
 
-    let (sam, sha) = load_sam(&args.sam, device)?;
-    let sam_config = args.sam.config();
-    let mut adapter_config = if args.positions.is_empty() {
-        AdapterConfig::last_k(args.k, sam_config.encoder_depth)?
-    } else {
-        AdapterConfig::at_positions(args.positions.clone(), sam_config.encoder_depth)?
-    };
-    adapter_config.decoder_adapters = args.decoder_adapters;
-    adapter_config.train_hypernetwork = args.train_hypernetwork;
+    let (sam, sam_config, sha) = load_sam(&args.sam, device)?;
+    let adapter_config = AdapterConfig::choose(
+        args.k,
+        &args.positions,
+        args.decoder_adapters,
+        args.train_hypernetwork,
+        sam_config.encoder_depth,
+    )?;
     log::info!(
         "training {} learnable parameters (K = {})",
         adapter_config.learnable_parameters(

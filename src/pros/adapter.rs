@@ -64,6 +64,25 @@ impl AdapterConfig {
         })
     }
 
+    /// K adapters after the last K blocks, or after `positions` when that is not empty,
+    /// with the mask decoder adapters and the hypernetwork as asked.
+    pub fn choose(
+        k: usize,
+        positions: &[usize],
+        decoder_adapters: bool,
+        train_hypernetwork: bool,
+        depth: usize,
+    ) -> Result<Self, ProsError> {
+        let mut config = if positions.is_empty() {
+            Self::last_k(k, depth)?
+        } else {
+            Self::at_positions(positions.to_vec(), depth)?
+        };
+        config.decoder_adapters = decoder_adapters;
+        config.train_hypernetwork = train_hypernetwork;
+        Ok(config)
+    }
+
     /// The number of image encoder adapters, K.
     pub fn k(&self) -> usize {
         self.encoder_positions.len()

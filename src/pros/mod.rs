@@ -5,6 +5,7 @@
 //! - [`segment`]: from logits to a mask and a list of defects;
 //! - [`adapter`]: the bottleneck adapters and where they go;
 //! - [`adapter_file`]: saving and loading adapters (safetensors with metadata);
+//! - `bench` (native): training speed for `pros bench` and `cargo bench`;
 //! - [`model`]: SAM with adapters, decoded without prompts;
 //! - [`train`]: the training loop over synthetic pairs;
 //! - [`pairs`]: synthetic pairs made from normal images;
@@ -15,6 +16,8 @@
 
 pub mod adapter;
 pub mod adapter_file;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod bench;
 pub mod loss;
 pub mod metrics;
 pub mod model;

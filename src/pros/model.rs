@@ -65,6 +65,18 @@ impl ProsModel {
     /// - prefix: `[batch, grid, grid, encoder_dim]` (see [`Self::prefix`])
     /// - output: `[batch, 1, image_size, image_size]`
     pub fn forward_from_prefix(&self, prefix: Tensor<4>, adapters: &Adapters) -> Tensor<4> {
+        let embeddings = self.encode_from_prefix(prefix, adapters);
+        self.decode_to_input_size(embeddings, adapters)
+    }
+
+    /// The image embeddings from the frozen prefix: the remaining blocks with their
+    /// adapters, then the neck.
+    ///
+    /// # Shapes
+    ///
+    /// - prefix: `[batch, grid, grid, encoder_dim]`
+    /// - output: `[batch, decoder_dim, grid, grid]`
+    pub fn encode_from_prefix(&self, prefix: Tensor<4>, adapters: &Adapters) -> Tensor<4> {
         let encoder = &self.sam.image_encoder;
         let depth = encoder.blocks().len();
         let mut x = prefix;
@@ -76,8 +88,17 @@ impl ProsModel {
                 next_adapter += 1;
             }
         }
-        let embeddings = encoder.neck(x);
+        encoder.neck(x)
+    }
 
+    /// Mask logits at the input size from image embeddings (prompt-free decoding, then
+    /// bilinear upsampling).
+    ///
+    /// # Shapes
+    ///
+    /// - embeddings: `[batch, decoder_dim, grid, grid]`
+    /// - output: `[batch, 1, image_size, image_size]`
+    pub fn decode_to_input_size(&self, embeddings: Tensor<4>, adapters: &Adapters) -> Tensor<4> {
         let low_res = self.decode(embeddings, adapters);
         let size = self.image_size();
         let device = low_res.device();

@@ -10,7 +10,27 @@ use image::imageops::FilterType;
 
 use super::ProsError;
 use super::train::TrainingPair;
-use crate::synth::{SynthConfig, synthesize};
+use crate::synth::{SynthConfig, SyntheticPair, synthesize};
+
+/// One synthetic pair at `size` x `size`: the normal image is resized first, then defects
+/// are pasted at that scale.
+pub fn training_pair(
+    normal: &RgbImage,
+    size: u32,
+    config: &SynthConfig,
+    seed: u64,
+) -> Result<SyntheticPair, ProsError> {
+    let resized = resize_square(normal, size);
+    Ok(synthesize(&resized, config, seed)?)
+}
+
+fn resize_square(image: &RgbImage, size: u32) -> RgbImage {
+    if image.dimensions() == (size, size) {
+        image.clone()
+    } else {
+        image::imageops::resize(image, size, size, FilterType::Triangle)
+    }
+}
 
 /// `per_image` synthetic pairs from every normal image, at `size` x `size`.
 ///
@@ -27,11 +47,7 @@ pub fn training_pairs(
     }
     let mut pairs = Vec::with_capacity(normal_images.len() * per_image);
     for (i, normal) in normal_images.iter().enumerate() {
-        let resized = if normal.dimensions() == (size, size) {
-            normal.clone()
-        } else {
-            image::imageops::resize(normal, size, size, FilterType::Triangle)
-        };
+        let resized = resize_square(normal, size);
         for j in 0..per_image {
             let pair_seed = seed.wrapping_add((i * per_image + j) as u64);
             let pair = synthesize(&resized, config, pair_seed)?;

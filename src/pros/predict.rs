@@ -12,10 +12,10 @@ use image::{GrayImage, Luma, Rgb, RgbImage};
 
 use super::ProsError;
 use super::adapter::Adapters;
-use super::metrics::Overlap;
+use super::metrics::{Overlap, SetMetrics};
 use super::model::ProsModel;
 use super::segment::{SegmentConfig, Segmentation};
-use super::train::normalized_image;
+use super::train::{TrainingPair, normalized_image};
 use crate::sam::config::PATCH_SIZE;
 
 /// An image resized to the model's input, normalised.
@@ -58,16 +58,26 @@ pub fn logits_at_image_size(
 ) -> Result<Tensor<4>, ProsError> {
     let x = input_tensor(image, model.image_size(), device)?;
     let logits = model.forward(x, adapters);
-    let (w, h) = image.dimensions();
-    if (w as usize, h as usize) == (model.image_size(), model.image_size()) {
-        return Ok(logits);
+    Ok(resize_logits(logits, image.width(), image.height()))
+}
+
+/// Logits at the model's input size resized bilinearly to a `width` x `height` image.
+///
+/// # Shapes
+///
+/// - logits: `[1, 1, image_size, image_size]`
+/// - output: `[1, 1, height, width]`
+pub fn resize_logits(logits: Tensor<4>, width: u32, height: u32) -> Tensor<4> {
+    let [_, _, h, w] = logits.dims();
+    if (w, h) == (width as usize, height as usize) {
+        return logits;
     }
-    Ok(interpolate(
+    interpolate(
         logits,
         InterpolateOptions::new(InterpolateMode::Bilinear)
             .with_align_corners(false)
-            .with_output_size([h as usize, w as usize]),
-    ))
+            .with_output_size([height as usize, width as usize]),
+    )
 }
 
 /// Segment one image (native: reads the logits synchronously).
@@ -153,4 +163,23 @@ pub fn overlap_with(
     }
     let truth: Vec<bool> = ground_truth.pixels().map(|p| p[0] >= 128).collect();
     Overlap::of(&truth, &segmentation.mask)
+}
+
+/// Dice and IoU of the model with `adapters` on held-out synthetic pairs (at the model's
+/// input size), reading the logits without blocking (for the web's per-epoch score);
+/// `None` when there are no pairs.
+pub async fn score_pairs_async(
+    model: &ProsModel,
+    adapters: &Adapters,
+    pairs: &[TrainingPair],
+    config: &SegmentConfig,
+    device: &Device,
+) -> Result<Option<SetMetrics>, ProsError> {
+    let mut overlaps = Vec::with_capacity(pairs.len());
+    for pair in pairs {
+        let segmentation =
+            segment_image_async(model, adapters, &pair.image, config, device).await?;
+        overlaps.push(overlap_with(&segmentation, &pair.mask)?);
+    }
+    Ok(SetMetrics::from_overlaps(&overlaps))
 }

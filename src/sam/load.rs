@@ -48,6 +48,20 @@ impl Sam {
         Ok(sam)
     }
 
+    /// Load SAM from the bytes of a weights file, telling its size from the file (see
+    /// [`detect_config`]); returns the model with its configuration at `image_size`.
+    pub fn from_bytes_detected(
+        bytes: &[u8],
+        image_size: usize,
+        device: &Device,
+    ) -> Result<(Self, SamConfig), SamError> {
+        let mut checkpoint = Checkpoint::parse(bytes)?;
+        let config = detect_config(&checkpoint, image_size)?;
+        let sam = Self::load(&config, &mut checkpoint, device)?;
+        checkpoint.finish()?;
+        Ok((sam, config))
+    }
+
     /// Load SAM's tensors from `source`, leaving any others there.
     pub fn load<S: WeightSource>(
         config: &SamConfig,
@@ -68,6 +82,37 @@ impl Sam {
         );
         Ok(sam)
     }
+}
+
+/// The configuration of the model whose weights `source` holds, at `image_size`: the
+/// official ViT-B, ViT-L or ViT-H, or one of the tiny test models, told apart by the
+/// width of the patch embedding and the number of image encoder blocks.
+pub fn detect_config<S: WeightSource>(
+    source: &S,
+    image_size: usize,
+) -> Result<SamConfig, SamError> {
+    let width = source
+        .shape("image_encoder.patch_embed.proj.weight")
+        .and_then(|s| s.first().copied())
+        .unwrap_or(0);
+    let depth = (0..)
+        .take_while(|i| {
+            source
+                .shape(&format!("image_encoder.blocks.{i}.norm1.weight"))
+                .is_some()
+        })
+        .count();
+    [
+        SamConfig::vit_b(),
+        SamConfig::vit_l(),
+        SamConfig::vit_h(),
+        SamConfig::tiny_padded(),
+        SamConfig::tiny_unpadded(),
+    ]
+    .into_iter()
+    .find(|c| c.encoder_embed_dim == width && c.encoder_depth == depth)
+    .map(|c| c.with_image_size(image_size))
+    .ok_or(SamError::UnknownModel { width, depth })
 }
 
 /// Which official model an image encoder width belongs to.

@@ -78,6 +78,17 @@ pub enum SamError {
         /// What the file looks like instead (may be empty).
         hint: String,
     },
+    /// The file's image encoder is none of the sizes this program knows.
+    #[error(
+        "the weights file's image encoder is {width} wide and {depth} blocks deep, which is \
+         not SAM ViT-B, ViT-L or ViT-H; use an official SAM checkpoint or one converted from it"
+    )]
+    UnknownModel {
+        /// Width of the patch embedding (0 when the file has none).
+        width: usize,
+        /// Image encoder blocks in the file.
+        depth: usize,
+    },
     /// Reading the weights failed.
     #[error(transparent)]
     Weights(#[from] WeightsError),

@@ -1,15 +1,22 @@
 //! The page's facade (wasm only): thin bindings from JavaScript to the library.
 //!
-//! Each call does one short piece of work (decode one image, make one pair) so the page can
-//! yield to the browser between calls; nothing here blocks or reads the GPU synchronously.
+//! Each call does one short piece of work (decode one image, make one pair, one training
+//! step) so the page can yield to the browser between calls; nothing here blocks or reads
+//! the GPU synchronously.
+//!
+//! - [`synth`]: normal images and synthetic pairs;
+//! - [`model`]: the compute device and SAM loaded from a weights file;
+//! - [`training`]: a training run, one step per call;
+//! - [`segmentation`]: adapters, segmenting an image, thresholding its scores.
 
 use std::io::Cursor;
 
-use image::{ImageFormat, RgbImage};
 use wasm_bindgen::prelude::*;
 
-use crate::image_input;
-use crate::synth::{self, SynthConfig};
+pub mod model;
+pub mod segmentation;
+pub mod synth;
+pub mod training;
 
 /// Installs the panic hook and the console logger; runs when the module loads.
 #[wasm_bindgen(start)]
@@ -19,105 +26,15 @@ pub fn start() {
     let _ = console_log::init_with_level(log::Level::Info);
 }
 
-fn js_error(e: impl std::fmt::Display) -> JsError {
+pub(crate) fn js_error(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
 
-fn png(encode: impl FnOnce(&mut Cursor<Vec<u8>>) -> image::ImageResult<()>) -> Vec<u8> {
+pub(crate) fn png(encode: impl FnOnce(&mut Cursor<Vec<u8>>) -> image::ImageResult<()>) -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());
     // Encoding an in-memory image to PNG into a Vec cannot fail.
     encode(&mut out).expect("PNG encoding to memory");
     out.into_inner()
-}
-
-/// The normal images the visitor brought or picked, decoded once.
-#[wasm_bindgen]
-#[derive(Default)]
-pub struct Synthesizer {
-    normals: Vec<RgbImage>,
-}
-
-/// One synthetic pair as the page shows it: PNG bytes and the defect list as JSON.
-#[wasm_bindgen(getter_with_clone)]
-pub struct PairView {
-    /// The defect image, PNG.
-    pub image_png: Vec<u8>,
-    /// The mask (white = defect), PNG.
-    pub mask_png: Vec<u8>,
-    /// The defect image with the mask tinted red, PNG.
-    pub overlay_png: Vec<u8>,
-    /// The defect records, JSON.
-    pub defects_json: String,
-    /// SHA-256 of the defect image and mask bytes.
-    pub fingerprint: String,
-    /// Width in pixels.
-    pub width: u32,
-    /// Height in pixels.
-    pub height: u32,
-}
-
-#[wasm_bindgen]
-impl Synthesizer {
-    /// An empty set of normal images.
-    #[wasm_bindgen(constructor)]
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Decode a PNG or JPEG and keep it as a normal image; returns its index. Images larger
-    /// than `max_side` are downscaled to fit (0 keeps them as they are).
-    pub fn add_image(&mut self, bytes: &[u8], max_side: u32) -> Result<u32, JsError> {
-        let image = image_input::decode(bytes).map_err(js_error)?;
-        let image = image_input::fit_within(image, max_side);
-        log::info!("normal image {}x{} added", image.width(), image.height());
-        self.normals.push(image);
-        Ok(self.normals.len() as u32 - 1)
-    }
-
-    /// How many normal images are kept.
-    pub fn len(&self) -> u32 {
-        self.normals.len() as u32
-    }
-
-    /// Whether no normal image is kept.
-    pub fn is_empty(&self) -> bool {
-        self.normals.is_empty()
-    }
-
-    /// Forget all normal images.
-    pub fn clear(&mut self) {
-        self.normals.clear();
-    }
-
-    /// The default synthesizer settings, as a JavaScript object.
-    pub fn default_config() -> Result<JsValue, JsError> {
-        serde_wasm_bindgen::to_value(&SynthConfig::default()).map_err(js_error)
-    }
-
-    /// Make one pair from normal image `index` with `config` (a settings object, missing
-    /// fields take their defaults) and `seed`.
-    pub fn pair(&self, index: u32, config: JsValue, seed: u64) -> Result<PairView, JsError> {
-        let normal = self
-            .normals
-            .get(index as usize)
-            .ok_or_else(|| js_error(format!("there is no normal image number {index}")))?;
-        let config: SynthConfig = if config.is_undefined() || config.is_null() {
-            SynthConfig::default()
-        } else {
-            serde_wasm_bindgen::from_value(config).map_err(js_error)?
-        };
-        let pair = synth::synthesize(normal, &config, seed).map_err(js_error)?;
-        let overlay = synth::overlay(&pair.image, &pair.mask);
-        Ok(PairView {
-            image_png: png(|out| pair.image.write_to(out, ImageFormat::Png)),
-            mask_png: png(|out| pair.mask.write_to(out, ImageFormat::Png)),
-            overlay_png: png(|out| overlay.write_to(out, ImageFormat::Png)),
-            defects_json: serde_json::to_string(&pair.defects).map_err(js_error)?,
-            fingerprint: pair.fingerprint(),
-            width: pair.image.width(),
-            height: pair.image.height(),
-        })
-    }
 }
 
 /// What the browser offers for GPU work: `{ webgpu: bool, adapter: string | null, reason }`.
@@ -184,4 +101,11 @@ pub async fn gpu_info() -> Result<JsValue, JsError> {
     .ok();
     set("reason", JsValue::NULL).ok();
     Ok(result.into())
+}
+
+/// Bytes of WebAssembly memory this module holds (it grows and never shrinks, so a value
+/// that keeps rising from one kiosk loop to the next is a leak).
+#[wasm_bindgen]
+pub fn wasm_memory_bytes() -> f64 {
+    (core::arch::wasm32::memory_size(0) * 65536) as f64
 }

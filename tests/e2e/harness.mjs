@@ -21,12 +21,28 @@ const TYPES = {
   ".jpg": "image/jpeg",
   ".json": "application/json",
   ".safetensors": "application/octet-stream",
+  ".pth": "application/octet-stream",
 };
 
-/** Serve dist/ on 127.0.0.1 at a free port; resolves to { url, close }. */
-export async function serveDist() {
+/**
+ * Serve dist/ on 127.0.0.1 at a free port; resolves to { url, close, requests }. `extra`
+ * maps URL paths to files or buffers served besides (or instead of) dist/'s files, as a
+ * deployer would put weights and a config.json beside the page.
+ */
+export async function serveDist({ extra = {} } = {}) {
+  const requests = [];
   const server = createServer(async (req, res) => {
     const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname));
+    requests.push(path);
+    if (path in extra) {
+      const body = Buffer.isBuffer(extra[path]) ? extra[path] : await readFile(extra[path]);
+      res.writeHead(200, {
+        "content-type": TYPES[extname(path)] ?? "application/octet-stream",
+        "content-length": body.length,
+      });
+      res.end(body);
+      return;
+    }
     const file = join(dist, path.endsWith("/") ? path + "index.html" : path);
     if (!file.startsWith(dist)) {
       res.writeHead(403).end();
@@ -42,7 +58,11 @@ export async function serveDist() {
   });
   await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
   const { port } = server.address();
-  return { url: `http://127.0.0.1:${port}/`, close: () => new Promise((ok) => server.close(ok)) };
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    requests,
+    close: () => new Promise((ok) => server.close(ok)),
+  };
 }
 
 /** Headless Chromium from Debian with WebGPU enabled (unless `webgpu` is false). */
@@ -62,6 +82,16 @@ export async function launch({ webgpu = true } = {}) {
     headless: true,
     args,
   });
+}
+
+/** Collect every URL a page asks for that is not on `origin` (nor blob: or data:). */
+export function watchForeignRequests(page, origin) {
+  const foreign = [];
+  page.on("request", (r) => {
+    const url = r.url();
+    if (!url.startsWith(origin) && !url.startsWith("blob:") && !url.startsWith("data:")) foreign.push(url);
+  });
+  return foreign;
 }
 
 /** Collect console errors and uncaught exceptions of a page. */

@@ -28,6 +28,7 @@ test("a visitor turns an uploaded board into synthetic pairs", async () => {
   await page.setInputFiles("#file-input", join(root, "www/samples/deeppcb-20085295-normal.jpg"));
   await page.waitForSelector("#normal-list li");
   await page.fill("#pair-count", "3");
+  await page.fill("#heldout-count", "0");
   await page.fill("#seed", "11");
   await page.click("#synth-button");
   await page.waitForFunction(() => document.querySelectorAll(".pair").length === 3, null, {
@@ -48,7 +49,7 @@ test("a visitor turns an uploaded board into synthetic pairs", async () => {
   assert.equal(pairs.length, 3);
   for (const p of pairs) {
     assert.equal(p.images, 3);
-    assert.equal(p.width, 640);
+    assert.equal(p.width, 256, "pairs are made at the model's input size");
     assert.match(p.fingerprint, /^[0-9a-f]{64}$/);
     assert.match(p.title, /[1-9]\d* defects/);
   }
@@ -106,6 +107,7 @@ test("without WebGPU the page says so and still synthesizes", async () => {
     await page.click(".sample");
     await page.waitForSelector("#normal-list li");
     await page.fill("#pair-count", "1");
+    await page.fill("#heldout-count", "0");
     await page.click("#synth-button");
     await page.waitForSelector(".pair", { timeout: 60_000 });
     await screenshot(page, "no-webgpu.png");

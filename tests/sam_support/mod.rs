@@ -5,7 +5,24 @@
 //! `Checkpoint`, so that a fault in the loader and one in the checkpoint reader show
 //! apart; `sam_parity::pth_checkpoint_equals_the_reference` covers the `.pth` path.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
+
+/// A test whose body is a future: natively it is blocked on, in the browser awaited.
+macro_rules! async_test {
+    ($(#[$meta:meta])* fn $name:ident() $body:block) => {
+        $(#[$meta])*
+        #[cfg(not(target_arch = "wasm32"))]
+        #[test]
+        fn $name() {
+            $crate::sam_support::block_on(async $body)
+        }
+
+        $(#[$meta])*
+        #[cfg(target_arch = "wasm32")]
+        #[wasm_bindgen_test::wasm_bindgen_test]
+        async fn $name() $body
+    };
+}
 
 use std::collections::BTreeMap;
 

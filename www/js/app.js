@@ -1,0 +1,942 @@
+// The page's glue: reads the controls, calls the library (wasm) one short step at a time
+// and shows the results. The work itself lives in the Rust library; this file only wires
+// it to the page, keeps what the visitor made in browser storage, and yields to the
+// browser between steps so the page stays responsive.
+
+import * as store from "./store.js";
+import { runKiosk } from "./kiosk.js";
+
+const NORMAL_SAMPLES = [
+  { file: "deeppcb-12000001-normal.jpg", label: "DeepPCB 12000001" },
+  { file: "deeppcb-20085295-normal.jpg", label: "DeepPCB 20085295" },
+  { file: "deeppcb-44000012-normal.jpg", label: "DeepPCB 44000012" },
+  { file: "pku-01-normal.jpg", label: "PKU board 01 (colour)" },
+];
+export const DEFECTIVE_SAMPLES = [
+  { file: "deeppcb-12000001-defective.jpg", label: "DeepPCB 12000001 (tested)" },
+  { file: "deeppcb-44000012-defective.jpg", label: "DeepPCB 44000012 (tested)" },
+];
+const MAX_SIDE = 1024;
+const params = new URLSearchParams(location.search);
+
+export const $ = (id) => document.getElementById(id);
+/** Let the browser paint and handle input between pieces of work. */
+export const yieldToBrowser = () => new Promise((resolve) => setTimeout(resolve, 0));
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Everything the page holds; the kiosk drives the same object. */
+export const app = {
+  wasm: null,
+  backend: "cpu",
+  adapterName: null,
+  model: null,
+  modelInfo: null,
+  synthesizer: null,
+  normals: [], // { name, index }
+  pairs: [], // { id, name, seed, heldOut, width, defects, fingerprint, image, mask }
+  adapters: null, // AdapterSet
+  adaptersTrained: false,
+  run: null, // TrainingRun
+  training: null, // { paused, stopped, resume }
+  segmented: null, // { result, name, imageUrl }
+  longestTaskMs: 0,
+};
+
+// ---------------------------------------------------------------- messages
+
+export function messageOf(e) {
+  const text = e && e.message ? e.message : String(e);
+  if (e instanceof WebAssembly.RuntimeError || /unreachable/.test(text)) {
+    return (
+      `The WebAssembly module stopped (${text}): the GPU device may have been lost or memory ` +
+      "ran out. Reload the page; your synthetic pairs and adapters are kept in this browser. " +
+      "A smaller input size or fewer pairs needs less memory."
+    );
+  }
+  return text;
+}
+
+export function showError(message) {
+  const box = $("error");
+  box.textContent = message;
+  box.hidden = false;
+  store.rememberError(message);
+}
+
+export function clearError() {
+  $("error").hidden = true;
+}
+
+function showEarlierErrors() {
+  const earlier = store.earlierErrors();
+  const box = $("earlier-errors");
+  if (earlier.length === 0) return;
+  box.replaceChildren();
+  const title = document.createElement("strong");
+  title.textContent = "Messages from before the last reload:";
+  const list = document.createElement("ul");
+  for (const { time, message } of earlier) {
+    const li = document.createElement("li");
+    li.textContent = `${time}: ${message}`;
+    list.append(li);
+  }
+  const dismiss = document.createElement("button");
+  dismiss.type = "button";
+  dismiss.textContent = "Dismiss";
+  dismiss.addEventListener("click", () => {
+    store.forgetErrors();
+    box.hidden = true;
+  });
+  box.append(title, list, dismiss);
+  box.hidden = false;
+}
+
+function setStatus(id, text) {
+  $(id).textContent = text;
+}
+
+const mb = (bytes) => (bytes / 1048576).toFixed(1);
+
+function pngUrl(bytes) {
+  return URL.createObjectURL(new Blob([bytes], { type: "image/png" }));
+}
+
+function imageType(bytes) {
+  return bytes[0] === 0x89 && bytes[1] === 0x50 ? "image/png" : "image/jpeg";
+}
+
+function saveBlob(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = name;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+// ---------------------------------------------------------------- backend
+
+async function detectBackend() {
+  const status = $("gpu-status");
+  let info = { webgpu: false, reason: "not checked" };
+  try {
+    info = await app.wasm.gpu_info();
+  } catch (e) {
+    info = { webgpu: false, reason: messageOf(e) };
+  }
+  if (info.webgpu && !params.has("cpu")) {
+    app.backend = "webgpu";
+    app.adapterName = info.adapter;
+    status.textContent = `WebGPU available: ${info.adapter}. SAM runs on this adapter.`;
+    status.className = "status ok";
+  } else {
+    app.backend = "cpu";
+    const why = params.has("cpu") ? "the page was opened with ?cpu" : info.reason;
+    status.textContent =
+      `WebGPU unavailable (${why}): SAM runs on the CPU in WebAssembly. This is slow, and each ` +
+      "training step blocks the page while it runs, so training is limited to short runs here; " +
+      "use a browser with WebGPU for real training.";
+    status.className = "status warn";
+  }
+  document.body.dataset.backend = app.backend;
+}
+
+// ---------------------------------------------------------------- weights
+
+async function download(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: the server answered ${response.status} ${response.statusText}`);
+  const total = Number(response.headers.get("content-length")) || 0;
+  const bar = $("weights-progress");
+  bar.hidden = false;
+  bar.max = total || 1;
+  const reader = response.body.getReader();
+  const chunks = [];
+  let received = 0;
+  const started = performance.now();
+  let shown = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    received += value.length;
+    const now = performance.now();
+    if (now - shown > 100) {
+      shown = now;
+      bar.value = total ? received : 0;
+      const rate = received / 1048576 / Math.max(0.001, (now - started) / 1000);
+      setStatus(
+        "weights-status",
+        `Downloading ${url}: ${mb(received)}${total ? ` of ${mb(total)}` : ""} MB at ${rate.toFixed(1)} MB/s`,
+      );
+    }
+  }
+  const bytes = new Uint8Array(received);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  bar.value = bar.max;
+  return bytes;
+}
+
+/** Load SAM from the bytes of a weights file; keep them in storage when `keep`. */
+export async function loadWeights(bytes, { name, source, keep }) {
+  const size = Number($("image-size").value) || 256;
+  setStatus("weights-status", `Loading SAM from ${name} (${mb(bytes.length)} MB) on ${app.backend}…`);
+  document.body.dataset.model = "loading";
+  await yieldToBrowser();
+  let model;
+  const started = performance.now();
+  try {
+    model = await app.wasm.SamModel.load(bytes, size, app.backend);
+  } catch (e) {
+    document.body.dataset.model = app.model ? "ready" : "error";
+    showError(`${name}: ${messageOf(e)}`);
+    setStatus("weights-status", app.model ? `Still using ${app.modelInfo.name}.` : "No weights loaded.");
+    return false;
+  }
+  app.model?.free();
+  app.model = model;
+  app.modelInfo = model.info();
+  const seconds = ((performance.now() - started) / 1000).toFixed(2);
+  const info = app.modelInfo;
+  $("model-info").textContent =
+    `SAM ${info.name} at ${info.image_size}x${info.image_size} input, encoder ${info.encoder_width} wide and ` +
+    `${info.encoder_depth} blocks deep, on ${info.backend}${app.adapterName ? ` (${app.adapterName})` : ""}; ` +
+    `weights SHA-256 ${info.sha256.slice(0, 16)}…`;
+  setStatus("weights-status", `Loaded ${name} in ${seconds} s.`);
+  clearError();
+  if (keep) {
+    try {
+      await store.put("weights", bytes, { name, source, bytes: bytes.length }, "the weights");
+      setStatus("weights-status", `Loaded ${name} in ${seconds} s and kept it in this browser for the next visit.`);
+    } catch (e) {
+      showError(messageOf(e));
+    }
+  }
+  $("forget-weights").disabled = !(await store.meta("weights"));
+  await restoreAdapters();
+  document.body.dataset.model = "ready";
+  return true;
+}
+
+async function loadWeightsFromFile(file) {
+  if (!file) return;
+  setStatus("weights-status", `Reading ${file.name}…`);
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  await loadWeights(bytes, { name: file.name, source: "file", keep: true });
+}
+
+async function configuredWeightsUrl() {
+  if (params.get("weights")) return params.get("weights");
+  try {
+    const response = await fetch("config.json", { cache: "no-cache" });
+    if (!response.ok) return null;
+    const config = await response.json();
+    return config.weights || null;
+  } catch {
+    return null;
+  }
+}
+
+async function startWeights() {
+  const kept = await store.get("weights");
+  if (kept) {
+    setStatus("weights-status", `Loading the weights kept in this browser (${kept.meta.name})…`);
+    if (await loadWeights(kept.bytes, { name: kept.meta.name, source: "storage", keep: false })) {
+      document.body.dataset.weightsFrom = "storage";
+      return;
+    }
+  }
+  const url = await configuredWeightsUrl();
+  if (!url) {
+    document.body.dataset.model = "none";
+    return;
+  }
+  try {
+    const bytes = await download(url);
+    const name = url.split("/").pop();
+    if (await loadWeights(bytes, { name, source: url, keep: true })) document.body.dataset.weightsFrom = "network";
+  } catch (e) {
+    document.body.dataset.model = "error";
+    showError(`Could not download the weights: ${messageOf(e)}. Pick the weights file by hand (step 0).`);
+  }
+}
+
+async function forgetWeights() {
+  await store.remove("weights");
+  $("forget-weights").disabled = true;
+  setStatus("weights-status", "The stored weights are forgotten; the loaded model stays until you leave the page.");
+}
+
+async function reloadForSize() {
+  const kept = await store.get("weights");
+  if (!kept) {
+    if (app.model) showError("Load the weights again to use the new input size (they were not kept in storage).");
+    return;
+  }
+  await loadWeights(kept.bytes, { name: kept.meta.name, source: "storage", keep: false });
+}
+
+// ---------------------------------------------------------------- normal images
+
+export async function addNormal(name, bytes) {
+  try {
+    const index = app.synthesizer.add_image(bytes, MAX_SIDE);
+    app.normals.push({ name, index });
+    const li = document.createElement("li");
+    li.textContent = name;
+    li.dataset.index = String(index);
+    $("normal-list").append(li);
+    clearError();
+    return true;
+  } catch (e) {
+    showError(`${name}: ${messageOf(e)}`);
+    return false;
+  }
+}
+
+async function addFiles(files) {
+  for (const file of files) {
+    await addNormal(file.name, new Uint8Array(await file.arrayBuffer()));
+    await yieldToBrowser();
+  }
+}
+
+export async function fetchSample(file) {
+  const response = await fetch(`samples/${file}`);
+  if (!response.ok) throw new Error(`samples/${file}: ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+export async function addSampleNormals() {
+  for (const sample of NORMAL_SAMPLES.slice(0, 3)) {
+    await addNormal(sample.label, await fetchSample(sample.file));
+  }
+}
+
+// ---------------------------------------------------------------- pairs
+
+function figure(url, caption, download) {
+  const fig = document.createElement("figure");
+  const img = document.createElement("img");
+  img.src = url;
+  img.alt = caption;
+  const cap = document.createElement("figcaption");
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = download;
+  link.textContent = caption;
+  link.title = `Download ${download}`;
+  cap.append(link);
+  fig.append(img, cap);
+  return fig;
+}
+
+function renderPair(pair, overlayPng) {
+  const stem = `pair-${pair.seed}`;
+  const row = document.createElement("div");
+  row.className = pair.heldOut ? "pair held-out" : "pair";
+  row.dataset.fingerprint = pair.fingerprint;
+  const title = document.createElement("h3");
+  title.textContent = `${pair.name}, seed ${pair.seed}: ${pair.defects} defects${pair.heldOut ? " (held out)" : ""}`;
+  row.append(
+    title,
+    figure(pngUrl(pair.image), "image", `${stem}-image.png`),
+    figure(pngUrl(pair.mask), "mask", `${stem}-mask.png`),
+  );
+  if (overlayPng) row.append(figure(pngUrl(overlayPng), "overlay", `${stem}-overlay.png`));
+  $("pairs").append(row);
+}
+
+function clearPairView() {
+  const pairs = $("pairs");
+  for (const old of pairs.querySelectorAll("img")) URL.revokeObjectURL(old.src);
+  pairs.replaceChildren();
+}
+
+async function savePairs() {
+  const list = app.pairs.map(({ image, mask, ...rest }) => rest);
+  await store.put("pairs.json", new Uint8Array(), { pairs: list }, "the pair list");
+}
+
+export async function clearPairs() {
+  for (const name of await store.names("pair-")) await store.remove(name);
+  await store.remove("pairs.json");
+  app.pairs = [];
+  clearPairView();
+  setStatus("synth-progress", "");
+}
+
+/** Synthesize `count` training pairs plus `heldOut` held-out ones, replacing the old set. */
+export async function synthesizeSet({ count, heldOut, seed, defectsMax }) {
+  if (app.normals.length === 0) {
+    throw new Error("Add at least one normal image first: pick a sample or drop a board image.");
+  }
+  const size = app.model ? app.model.image_size() : Number($("image-size").value) || 256;
+  const config = app.wasm.Synthesizer.default_config();
+  config.defects_max = Math.max(config.defects_min, defectsMax);
+  await clearPairs();
+  const started = performance.now();
+  let storeError = null;
+  const total = count + heldOut;
+  for (let i = 0; i < total; i++) {
+    const normal = app.normals[i % app.normals.length];
+    const pairSeed = seed + i;
+    const view = app.synthesizer.pair(normal.index, config, BigInt(pairSeed), size);
+    const pair = {
+      id: `${pairSeed}`,
+      name: normal.name,
+      seed: pairSeed,
+      heldOut: i >= count,
+      width: view.width,
+      defects: JSON.parse(view.defects_json).length,
+      fingerprint: view.fingerprint,
+      image: view.image_png,
+      mask: view.mask_png,
+    };
+    const overlay = view.overlay_png;
+    view.free();
+    app.pairs.push(pair);
+    renderPair(pair, overlay);
+    if (!storeError) {
+      try {
+        await store.put(`pair-${pair.id}-image`, pair.image, {}, "the synthetic pairs");
+        await store.put(`pair-${pair.id}-mask`, pair.mask, {}, "the synthetic pairs");
+      } catch (e) {
+        storeError = e;
+      }
+    }
+    setStatus("synth-progress", `Pair ${i + 1} of ${total}`);
+    await yieldToBrowser();
+  }
+  if (!storeError) {
+    try {
+      await savePairs();
+    } catch (e) {
+      storeError = e;
+    }
+  }
+  if (storeError) showError(messageOf(storeError));
+  const seconds = (performance.now() - started) / 1000;
+  setStatus(
+    "synth-progress",
+    `${total} pairs (${heldOut} held out) at ${size}x${size} in ${seconds.toFixed(2)} s${storeError ? "" : ", kept in this browser"}`,
+  );
+}
+
+async function synthesize(event) {
+  event.preventDefault();
+  clearError();
+  $("synth-button").disabled = true;
+  try {
+    await synthesizeSet({
+      count: Math.max(1, Math.min(256, Number($("pair-count").value) || 1)),
+      heldOut: Math.max(0, Math.min(64, Number($("heldout-count").value) || 0)),
+      seed: Math.max(0, Number($("seed").value) || 0),
+      defectsMax: Number($("defects-max").value) || 1,
+    });
+  } catch (e) {
+    showError(messageOf(e));
+  } finally {
+    $("synth-button").disabled = false;
+  }
+}
+
+async function restorePairs() {
+  const list = await store.meta("pairs.json");
+  if (!list || !list.pairs || list.pairs.length === 0) return;
+  for (const meta of list.pairs) {
+    const image = await store.get(`pair-${meta.id}-image`);
+    const mask = await store.get(`pair-${meta.id}-mask`);
+    if (!image || !mask) continue;
+    const pair = { ...meta, image: image.bytes, mask: mask.bytes };
+    app.pairs.push(pair);
+    renderPair(pair, null);
+  }
+  setStatus("synth-progress", `${app.pairs.length} pairs restored from this browser's storage.`);
+}
+
+// ---------------------------------------------------------------- training
+
+function trainSettings() {
+  return {
+    k: Number($("train-k").value) || 1,
+    epochs: Number($("train-epochs").value) || 1,
+    batch_size: Number($("train-batch").value) || 1,
+    learning_rate: Number($("train-lr").value),
+    loss: $("train-loss").value,
+    seed: Math.max(0, Number($("train-seed").value) || 0),
+    decoder_adapters: $("train-decoder").checked,
+    train_hypernetwork: $("train-hyper").checked,
+  };
+}
+
+function drawLossCurve(losses) {
+  const canvas = $("loss-curve");
+  const g = canvas.getContext("2d");
+  const { width, height } = canvas;
+  g.clearRect(0, 0, width, height);
+  g.fillStyle = "#fff";
+  g.fillRect(0, 0, width, height);
+  if (losses.length === 0) return;
+  const max = Math.max(...losses);
+  const min = Math.min(...losses);
+  const span = Math.max(1e-6, max - min);
+  const pad = 24;
+  g.strokeStyle = "#0b7a55";
+  g.lineWidth = 2;
+  g.beginPath();
+  losses.forEach((loss, i) => {
+    const x = pad + ((width - 2 * pad) * i) / Math.max(1, losses.length - 1);
+    const y = pad + (height - 2 * pad) * (1 - (loss - min) / span);
+    if (i === 0) g.moveTo(x, y);
+    else g.lineTo(x, y);
+  });
+  g.stroke();
+  g.fillStyle = "#5b6b70";
+  g.font = "12px system-ui";
+  g.fillText(`loss ${max.toFixed(4)}`, 4, 14);
+  g.fillText(`${min.toFixed(4)}`, 4, height - 6);
+  g.fillText(`${losses.length} steps`, width - 70, height - 6);
+}
+
+function setTrainButtons(running) {
+  $("train-start").disabled = running;
+  $("train-pause").disabled = !running;
+  $("train-stop").disabled = !running;
+  $("train-pause").textContent = "Pause";
+}
+
+function addEpochRow(epoch, meanLoss, metrics, seconds) {
+  const tr = document.createElement("tr");
+  const cells = [
+    String(epoch),
+    meanLoss.toFixed(5),
+    metrics ? metrics.mean_dice.toFixed(4) : "no held-out pairs",
+    metrics ? metrics.mean_iou.toFixed(4) : "",
+    seconds.toFixed(1),
+  ];
+  for (const text of cells) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    tr.append(td);
+  }
+  $("epoch-table").querySelector("tbody").append(tr);
+}
+
+async function keepAdapters(set, what) {
+  app.adapters?.free();
+  app.adapters = set;
+  app.adaptersTrained = true;
+  $("download-adapters").disabled = false;
+  const info = set.info();
+  try {
+    const bytes = await set.file();
+    await store.put("adapters", bytes, { epochs: info.epochs, k: info.k }, "the adapters");
+    setStatus("adapters-status", `${what}: K = ${info.k}, ${info.epochs} epochs; kept in this browser.`);
+  } catch (e) {
+    showError(messageOf(e));
+    setStatus("adapters-status", `${what}: K = ${info.k}, ${info.epochs} epochs (not kept: see the message above).`);
+  }
+}
+
+async function restoreAdapters() {
+  const kept = await store.get("adapters");
+  if (kept) {
+    try {
+      const set = app.wasm.AdapterSet.from_file(app.model, kept.bytes);
+      app.adapters?.free();
+      app.adapters = set;
+      app.adaptersTrained = true;
+      $("download-adapters").disabled = false;
+      const info = set.info();
+      setStatus("adapters-status", `Adapters restored from this browser: K = ${info.k}, ${info.epochs} epochs.`);
+      return;
+    } catch (e) {
+      setStatus(
+        "adapters-status",
+        `The adapters kept in this browser do not fit these weights (${messageOf(e)}); they stay kept until new ones are trained.`,
+      );
+    }
+  }
+  app.adapters?.free();
+  app.adapters = app.wasm.AdapterSet.untrained(app.model);
+  app.adaptersTrained = false;
+}
+
+/**
+ * Train on the current pairs. Resolves when training ends (finished, stopped, or stopped
+ * by an error, which is shown); `maxSteps` ends it early (the kiosk uses that).
+ */
+export async function train(settings, { maxSteps = Infinity } = {}) {
+  if (!app.model) throw new Error("Load SAM weights first (step 0).");
+  if (!app.pairs.some((p) => !p.heldOut)) throw new Error("Synthesize training pairs first (step 2).");
+  app.run?.free();
+  app.run = null;
+  const run = new app.wasm.TrainingRun(app.model, settings);
+  for (const pair of app.pairs) run.add_pair(pair.image, pair.mask, pair.heldOut);
+  app.run = run;
+  app.training = { paused: false, stopped: false, resume: null };
+  app.longestTaskMs = 0;
+  document.body.dataset.training = "running";
+  $("epoch-table").querySelector("tbody").replaceChildren();
+  setTrainButtons(true);
+  const losses = [];
+  drawLossCurve(losses);
+  let epochStarted = performance.now();
+  let steps = 0;
+  let epochsDone = 0;
+  const epochLosses = [];
+  try {
+    for (;;) {
+      if (app.training.stopped) break;
+      if (app.training.paused) {
+        setStatus("train-progress", `Paused after ${steps} steps.`);
+        await new Promise((resolve) => (app.training.resume = resolve));
+        continue;
+      }
+      if (steps >= maxSteps) break;
+      const report = await run.step();
+      if (report.kind === "finished") break;
+      if (report.kind === "not-finite") {
+        showError(
+          `The loss became ${report.loss} in epoch ${report.epoch + 1}: training stopped and the ` +
+            "adapters of the last good step are kept. Try a lower learning rate.",
+        );
+        break;
+      }
+      steps++;
+      losses.push(report.loss);
+      epochLosses.push(report.loss);
+      drawLossCurve(losses);
+      setStatus(
+        "train-progress",
+        `Epoch ${report.epoch + 1} of ${report.epochs}, step ${report.step + 1} of ${report.steps_per_epoch}: ` +
+          `loss ${report.loss.toFixed(5)} (${run.learnable_parameters().toLocaleString("en")} learnable parameters)`,
+      );
+      $("train-progress").dataset.losses = JSON.stringify(losses);
+      if (report.epoch_done) {
+        const metrics = await run.evaluate();
+        const mean = epochLosses.reduce((a, b) => a + b, 0) / epochLosses.length;
+        epochLosses.length = 0;
+        epochsDone = report.epoch + 1;
+        addEpochRow(epochsDone, mean, metrics, (performance.now() - epochStarted) / 1000);
+        await keepAdapters(run.adapters(), `Adapters of epoch ${epochsDone}`);
+        epochStarted = performance.now();
+      }
+      await yieldToBrowser();
+    }
+  } catch (e) {
+    showError(`Training failed: ${messageOf(e)}. The adapters of the last finished epoch are kept.`);
+  } finally {
+    setTrainButtons(false);
+    app.training = null;
+    document.body.dataset.training = "done";
+    $("train-progress").dataset.longestTaskMs = String(Math.round(app.longestTaskMs));
+    const kept = epochsDone > 0 ? `; the adapters of epoch ${epochsDone} are kept` : "";
+    setStatus(
+      "train-progress",
+      `${steps} steps done${kept}. Longest main-thread task while training: ${Math.round(app.longestTaskMs)} ms.`,
+    );
+  }
+}
+
+async function startTraining(event) {
+  event.preventDefault();
+  clearError();
+  try {
+    await train(trainSettings());
+  } catch (e) {
+    showError(messageOf(e));
+    setTrainButtons(false);
+  }
+}
+
+function togglePause() {
+  const t = app.training;
+  if (!t) return;
+  t.paused = !t.paused;
+  $("train-pause").textContent = t.paused ? "Resume" : "Pause";
+  if (!t.paused && t.resume) {
+    t.resume();
+    t.resume = null;
+  }
+}
+
+function stopTraining() {
+  const t = app.training;
+  if (!t) return;
+  t.stopped = true;
+  if (t.resume) t.resume();
+}
+
+async function downloadAdapters() {
+  if (!app.adapters) return;
+  const bytes = await app.adapters.file();
+  const info = app.adapters.info();
+  saveBlob(new Blob([bytes]), `pros-adapters-k${info.k}-e${info.epochs}.safetensors`);
+}
+
+async function uploadAdapters(file) {
+  if (!file) return;
+  if (!app.model) {
+    showError("Load SAM weights first (step 0): adapters only fit the weights they were trained on.");
+    return;
+  }
+  try {
+    const set = app.wasm.AdapterSet.from_file(app.model, new Uint8Array(await file.arrayBuffer()));
+    await keepAdapters(set, `Adapters from ${file.name}`);
+    clearError();
+  } catch (e) {
+    showError(`${file.name}: ${messageOf(e)}`);
+  }
+}
+
+// ---------------------------------------------------------------- segmentation
+
+function renderSegmentation() {
+  const current = app.segmented;
+  if (!current) return;
+  const threshold = Number($("threshold").value);
+  const view = current.result.view(threshold, 1);
+  const defects = JSON.parse(view.defects_json);
+  const { width, height } = current.result;
+
+  const box = $("segment-view");
+  for (const old of box.querySelectorAll("img.layer")) URL.revokeObjectURL(old.src);
+  box.querySelector(".layer")?.remove();
+  for (const old of box.querySelectorAll(".box")) old.remove();
+  const layer = document.createElement("img");
+  layer.className = "layer";
+  layer.alt = "defect mask";
+  layer.src = pngUrl(view.layer_png);
+  layer.style.opacity = $("opacity").value;
+  box.append(layer);
+
+  const list = $("defect-list");
+  list.replaceChildren();
+  defects.forEach((d, i) => {
+    const b = d.bbox;
+    const frame = document.createElement("div");
+    frame.className = "box";
+    frame.style.left = `${(100 * b.x0) / width}%`;
+    frame.style.top = `${(100 * b.y0) / height}%`;
+    frame.style.width = `${(100 * (b.x1 - b.x0)) / width}%`;
+    frame.style.height = `${(100 * (b.y1 - b.y0)) / height}%`;
+    box.append(frame);
+    const li = document.createElement("li");
+    li.textContent = `(${b.x0}, ${b.y0})–(${b.x1}, ${b.y1}), ${d.area} px, score ${d.mean_score.toFixed(3)}`;
+    const on = () => {
+      frame.classList.add("hot");
+      li.classList.add("hot");
+    };
+    const off = () => {
+      frame.classList.remove("hot");
+      li.classList.remove("hot");
+    };
+    for (const el of [li, frame]) {
+      el.addEventListener("mouseenter", on);
+      el.addEventListener("mouseleave", off);
+    }
+    list.append(li);
+  });
+
+  const stem = current.name.replace(/\.[^.]+$/, "");
+  const maskLink = $("download-mask");
+  if (maskLink.href) URL.revokeObjectURL(maskLink.href);
+  maskLink.href = pngUrl(view.mask_png);
+  maskLink.download = `${stem}-mask.png`;
+  maskLink.hidden = false;
+  const json = JSON.stringify({ image: current.name, width, height, threshold, defects }, null, 2);
+  const defectsLink = $("download-defects");
+  if (defectsLink.href) URL.revokeObjectURL(defectsLink.href);
+  defectsLink.href = URL.createObjectURL(new Blob([json], { type: "application/json" }));
+  defectsLink.download = `${stem}-defects.json`;
+  defectsLink.hidden = false;
+  view.free();
+  box.dataset.defects = String(defects.length);
+  return defects;
+}
+
+/** Segment one image with the current adapters and show it. */
+export async function segment(name, bytes) {
+  if (!app.model) throw new Error("Load SAM weights first (step 0).");
+  setStatus("segment-status", `Segmenting ${name} on ${app.backend}…`);
+  await yieldToBrowser();
+  const result = await app.model.segment(app.adapters, bytes);
+  if (app.segmented) {
+    app.segmented.result.free();
+    URL.revokeObjectURL(app.segmented.imageUrl);
+  }
+  const imageUrl = URL.createObjectURL(new Blob([bytes], { type: imageType(bytes) }));
+  app.segmented = { result, name, imageUrl };
+  const box = $("segment-view");
+  box.replaceChildren();
+  const img = document.createElement("img");
+  img.className = "base";
+  img.alt = name;
+  img.src = imageUrl;
+  box.append(img);
+  const defects = renderSegmentation();
+  const trained = app.adaptersTrained ? "trained adapters" : "untrained adapters (plain SAM)";
+  setStatus(
+    "segment-status",
+    `${name}, ${result.width}x${result.height}: ${defects.length} defects with ${trained}. ` +
+      `Image encoder ${result.encoder_ms.toFixed(0)} ms, whole model ${result.total_ms.toFixed(0)} ms, on ${app.backend}.`,
+  );
+  box.dataset.encoderMs = String(result.encoder_ms);
+  document.body.dataset.segmented = String(Number(document.body.dataset.segmented ?? 0) + 1);
+  return defects;
+}
+
+async function segmentFile(file) {
+  if (!file) return;
+  clearError();
+  try {
+    await segment(file.name, new Uint8Array(await file.arrayBuffer()));
+  } catch (e) {
+    showError(`${file.name}: ${messageOf(e)}`);
+    setStatus("segment-status", "");
+  }
+}
+
+// ---------------------------------------------------------------- set-up
+
+function dropZone(zone, onFiles) {
+  zone.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    zone.classList.add("over");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    onFiles(e.dataTransfer.files);
+  });
+}
+
+function sampleButton(sample, onClick) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "sample";
+  const img = document.createElement("img");
+  img.src = `samples/${sample.file}`;
+  img.alt = sample.label;
+  button.append(img, document.createTextNode(sample.label));
+  button.addEventListener("click", onClick);
+  return button;
+}
+
+function setUpControls() {
+  for (const sample of NORMAL_SAMPLES) {
+    $("samples").append(
+      sampleButton(sample, async () => addNormal(sample.label, await fetchSample(sample.file))),
+    );
+  }
+  for (const sample of DEFECTIVE_SAMPLES) {
+    $("segment-samples").append(
+      sampleButton(sample, async () => {
+        clearError();
+        try {
+          await segment(sample.file, await fetchSample(sample.file));
+        } catch (e) {
+          showError(messageOf(e));
+        }
+      }),
+    );
+  }
+  dropZone($("dropzone"), addFiles);
+  $("file-input").addEventListener("change", (e) => addFiles(e.target.files));
+  dropZone($("weights-drop"), (files) => loadWeightsFromFile(files[0]));
+  $("weights-input").addEventListener("change", (e) => loadWeightsFromFile(e.target.files[0]));
+  $("forget-weights").addEventListener("click", forgetWeights);
+  $("image-size").addEventListener("change", reloadForSize);
+  $("synth-form").addEventListener("submit", synthesize);
+  $("clear-pairs").addEventListener("click", clearPairs);
+  $("train-form").addEventListener("submit", startTraining);
+  $("train-pause").addEventListener("click", togglePause);
+  $("train-stop").addEventListener("click", stopTraining);
+  $("download-adapters").addEventListener("click", downloadAdapters);
+  $("adapters-input").addEventListener("change", (e) => uploadAdapters(e.target.files[0]));
+  dropZone($("segment-drop"), (files) => segmentFile(files[0]));
+  $("segment-input").addEventListener("change", (e) => segmentFile(e.target.files[0]));
+  let pending = false;
+  $("threshold").addEventListener("input", () => {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => {
+      pending = false;
+      try {
+        renderSegmentation();
+      } catch (e) {
+        showError(messageOf(e));
+      }
+    });
+  });
+  $("opacity").addEventListener("input", () => {
+    const layer = document.querySelector("#segment-view .layer");
+    if (layer) layer.style.opacity = $("opacity").value;
+  });
+}
+
+function watchLongTasks() {
+  if (!("PerformanceObserver" in window)) return;
+  try {
+    new PerformanceObserver((list) => {
+      if (!app.training) return;
+      for (const entry of list.getEntries()) app.longestTaskMs = Math.max(app.longestTaskMs, entry.duration);
+    }).observe({ type: "longtask", buffered: false });
+  } catch {
+    // No long-task timing in this browser: the figure stays 0.
+  }
+}
+
+function watchCrashes() {
+  addEventListener("error", (e) => showError(messageOf(e.error ?? e.message)));
+  addEventListener("unhandledrejection", (e) => showError(messageOf(e.reason)));
+}
+
+async function offlineShell() {
+  // The service worker answers from its cache when the network is gone; put the page's
+  // own files there now, since this first load happened before it was in control.
+  if (!("serviceWorker" in navigator) || typeof caches === "undefined") return;
+  try {
+    await navigator.serviceWorker.register("sw.js");
+    const urls = new Set([location.pathname]);
+    for (const entry of performance.getEntriesByType("resource")) {
+      const url = new URL(entry.name);
+      if (url.origin === location.origin && !/\.(pth|pt|safetensors)$/.test(url.pathname)) urls.add(url.pathname);
+    }
+    for (const s of [...NORMAL_SAMPLES, ...DEFECTIVE_SAMPLES]) urls.add(new URL(`samples/${s.file}`, location.href).pathname);
+    const cache = await caches.open("pcb-pros-shell-v1");
+    await Promise.all([...urls].map((u) => cache.add(u).catch(() => {})));
+    document.body.dataset.offline = "ready";
+  } catch (e) {
+    console.warn(`offline use not set up: ${messageOf(e)}`);
+  }
+}
+
+async function main() {
+  app.wasm = window.wasmBindings;
+  app.synthesizer = new app.wasm.Synthesizer();
+  watchCrashes();
+  watchLongTasks();
+  showEarlierErrors();
+  setUpControls();
+  drawLossCurve([]);
+  await detectBackend();
+  await restorePairs();
+  document.body.dataset.ready = "true";
+  await startWeights();
+  offlineShell();
+  if (params.has("kiosk")) runKiosk({ dwellMs: Number(params.get("dwell") ?? 4000) });
+}
+
+if (window.wasmBindings) {
+  main();
+} else {
+  addEventListener("TrunkApplicationStarted", main, { once: true });
+}

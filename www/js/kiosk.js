@@ -1,0 +1,70 @@
+// ?kiosk: the whole story, unattended, in a loop: synthesize pairs from the sample boards,
+// train a few steps, segment the real defective boards. Any error is shown and the loop
+// starts again; memory is read after every loop so growth shows.
+
+import {
+  $,
+  app,
+  DEFECTIVE_SAMPLES,
+  addSampleNormals,
+  fetchSample,
+  messageOf,
+  segment,
+  showError,
+  sleep,
+  synthesizeSet,
+  train,
+} from "./app.js";
+
+const KIOSK_TRAINING = { k: 1, epochs: 1, batch_size: 2, learning_rate: 1e-4, loss: "bce-dice", seed: 0 };
+
+function say(text) {
+  const status = $("kiosk-status");
+  status.hidden = false;
+  status.textContent = text;
+}
+
+/** Bytes of wasm memory and of the JavaScript heap (where the browser tells). */
+function memory() {
+  return {
+    wasm: app.wasm.wasm_memory_bytes(),
+    js: performance.memory ? performance.memory.usedJSHeapSize : null,
+  };
+}
+
+async function waitForModel() {
+  while (!app.model) {
+    say("Waiting for SAM weights: drop a weights file on step 0, or deploy one with the page.");
+    await sleep(1000);
+  }
+}
+
+export async function runKiosk({ dwellMs }) {
+  document.body.classList.add("kiosk");
+  const samples = await Promise.all(DEFECTIVE_SAMPLES.map(async (s) => [s.file, await fetchSample(s.file)]));
+  const history = [];
+  for (let loop = 1; ; loop++) {
+    try {
+      await waitForModel();
+      if (app.normals.length === 0) await addSampleNormals();
+      say(`Loop ${loop}: synthesizing defects on defect-free boards`);
+      await synthesizeSet({ count: 8, heldOut: 2, seed: loop * 100, defectsMax: 4 });
+      say(`Loop ${loop}: training one adapter on the synthetic pairs`);
+      await train({ ...KIOSK_TRAINING, seed: loop }, { maxSteps: 4 });
+      for (const [name, bytes] of samples) {
+        say(`Loop ${loop}: segmenting a real defective board (${name})`);
+        await segment(name, bytes);
+        await sleep(dwellMs);
+      }
+      app.run?.free();
+      app.run = null;
+      history.push(memory());
+      document.body.dataset.kioskLoops = String(loop);
+      document.body.dataset.kioskMemory = JSON.stringify(history);
+    } catch (e) {
+      showError(`Kiosk loop ${loop} failed: ${messageOf(e)}. Starting again.`);
+      document.body.dataset.kioskErrors = String(Number(document.body.dataset.kioskErrors ?? 0) + 1);
+      await sleep(Math.max(1000, dwellMs));
+    }
+  }
+}
