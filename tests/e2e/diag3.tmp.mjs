@@ -1,0 +1,48 @@
+import { join } from "node:path";
+import { root, serveDist, launch } from "./harness.names.tmp.mjs";
+const server = await serveDist();
+const ctx = await launch();
+const page = await ctx.newPage();
+page.on("console", (m) => console.log("console:", m.text().slice(0, 200)));
+await page.addInitScript(() => {
+  window.__long = [];
+  new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__long.push([Math.round(e.startTime), Math.round(e.duration)]); }).observe({ type: "longtask" });
+});
+await page.goto(server.url);
+await page.waitForSelector("body[data-ready=true]");
+await page.fill("#image-size", "128");
+await page.setInputFiles("#weights-input", join(root, "tests/fixtures/sam/tiny_pad.pth"));
+await page.waitForSelector("body[data-model=ready]");
+await page.setInputFiles("#file-input", join(root, "www/samples/deeppcb-20085295-normal.jpg"));
+await page.waitForSelector("#normal-list li");
+await page.fill("#pair-count", "8"); await page.fill("#heldout-count", "2");
+await page.click("#synth-button");
+await page.waitForFunction(() => document.querySelectorAll(".pair").length === 10);
+await page.fill("#train-epochs", "2"); await page.fill("#train-batch", "8");
+const t0 = await page.evaluate(() => performance.now());
+console.log("train start at", Math.round(t0));
+await page.evaluate(() => {
+  const orig = window.wasmBindings.TrainingRun.prototype.step;
+  window.wasmBindings.TrainingRun.prototype.step = async function () { const a = performance.now(); const r = await orig.call(this); console.log(`step ${Math.round(a)} +${Math.round(performance.now() - a)} ms`); return r; };
+  const ev = window.wasmBindings.TrainingRun.prototype.evaluate;
+  window.wasmBindings.TrainingRun.prototype.evaluate = async function () { const a = performance.now(); const r = await ev.call(this); console.log(`evaluate ${Math.round(a)} +${Math.round(performance.now() - a)} ms`); return r; };
+});
+const cdp = await page.context().newCDPSession(page);
+await cdp.send("Profiler.enable");
+await cdp.send("Profiler.setSamplingInterval", { interval: 1000 });
+await cdp.send("Profiler.start");
+await page.click("#train-start");
+await page.waitForSelector("body[data-training=done]", { timeout: 300000 });
+console.log(JSON.stringify(await page.evaluate(() => window.__long.filter(([s]) => s > 0))));
+const { profile } = await cdp.send("Profiler.stop");
+const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+const parent = new Map(); for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+const dt = profile.timeDeltas; const counts = new Map();
+profile.samples.forEach((id, i) => counts.set(id, (counts.get(id) ?? 0) + (dt[i] ?? 0)));
+const self = new Map(); const total = new Map();
+const name = (n) => (n.callFrame.functionName || "(anon)").slice(0, 150);
+for (const [id, t] of counts) { const n = byId.get(id); self.set(name(n), (self.get(name(n)) ?? 0) + t);
+  const seen = new Set(); let cur = id; while (cur !== undefined) { const k = name(byId.get(cur)); if (!seen.has(k)) { seen.add(k); total.set(k, (total.get(k) ?? 0) + t); } cur = parent.get(cur); } }
+console.log("SELF"); for (const [k, t] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`${(t / 1000).toFixed(0).padStart(8)} ms  ${k}`);
+console.log("TOTAL"); for (const [k, t] of [...total].sort((a, b) => b[1] - a[1]).slice(0, 70)) console.log(`${(t / 1000).toFixed(0).padStart(8)} ms  ${k}`);
+await ctx.close(); await server.close();
