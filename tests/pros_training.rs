@@ -25,6 +25,9 @@ const STEPS: usize = 8;
 /// Train K = 1 encoder adapter plus the decoder adapters for `STEPS` steps over one
 /// batch of two pairs, and return the step losses.
 async fn step_losses(device: &Device) -> Vec<f32> {
+    // The test harness does not run the library's start function.
+    #[cfg(target_arch = "wasm32")]
+    pcb_pros::web::run_static_constructors();
     let (sam, config) = Sam::from_bytes_detected(WEIGHTS, 96, device).unwrap();
     assert_eq!(
         config,

@@ -24,18 +24,25 @@ unsafe extern "C" {
     fn __wasm_call_ctors();
 }
 
-/// Runs the static constructors once, installs the panic hook and the console logger; runs
-/// when the module loads.
+/// Run the static constructors (crates that register themselves with `inventory`, such as
+/// the GPU backend's kernel compiler), once; [`start`] calls it. Tests in the browser whose
+/// harness does not run the start function call it themselves.
 ///
-/// Calling `__wasm_call_ctors` here matters for speed: without an explicit call, wasm-ld
-/// wraps *every* export so that it runs all constructors again on each call, and the GPU
-/// backend calls into the module thousands of times per training step (a profile showed
-/// over half of a step's main-thread time in those constructors).
+/// Calling `__wasm_call_ctors` explicitly matters for speed too: without such a call,
+/// wasm-ld wraps *every* export so that it runs all constructors again on each call, and
+/// the GPU backend calls into the module thousands of times per training step (a profile
+/// showed most of a step's main-thread time in those constructors).
+pub fn run_static_constructors() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: wasm-ld synthesizes this function; the Once runs it a single time.
+    ONCE.call_once(|| unsafe { __wasm_call_ctors() });
+}
+
+/// Runs the static constructors, installs the panic hook and the console logger; runs when
+/// the module loads.
 #[wasm_bindgen(start)]
 pub fn start() {
-    // SAFETY: wasm-ld synthesizes this function; it is called once, before any other work.
-    unsafe { __wasm_call_ctors() };
-    console_error_panic_hook::set_once();
+    run_static_constructors();
     // A second call (tests load the module more than once) only fails to set the logger again.
     let _ = console_log::init_with_level(log::Level::Info);
 }

@@ -39,8 +39,10 @@ export const app = {
   run: null, // TrainingRun
   training: null, // { paused, stopped, resume }
   segmented: null, // { result, name, imageUrl }
-  longestTaskMs: 0,
+  longTasks: [], // [start ms, duration ms] while training
 };
+
+const SIZE_KEY = "pcb-pros-image-size";
 
 // ---------------------------------------------------------------- messages
 
@@ -208,6 +210,11 @@ export async function loadWeights(bytes, { name, source, keep }) {
     `weights SHA-256 ${info.sha256.slice(0, 16)}…`;
   setStatus("weights-status", `Loaded ${name} in ${seconds} s.`);
   clearError();
+  try {
+    localStorage.setItem(SIZE_KEY, String(info.image_size));
+  } catch {
+    // storage off: the size field keeps its default next time
+  }
   if (keep) {
     try {
       await store.put("weights", bytes, { name, source, bytes: bytes.length }, "the weights");
@@ -272,6 +279,8 @@ async function forgetWeights() {
 }
 
 async function reloadForSize() {
+  const size = Number($("image-size").value);
+  if (!app.model || app.model.image_size() === size) return;
   const kept = await store.get("weights");
   if (!kept) {
     if (app.model) showError("Load the weights again to use the new input size (they were not kept in storage).");
@@ -580,7 +589,10 @@ export async function train(settings, { maxSteps = Infinity } = {}) {
   for (const pair of app.pairs) run.add_pair(pair.image, pair.mask, pair.heldOut);
   app.run = run;
   app.training = { paused: false, stopped: false, resume: null };
-  app.longestTaskMs = 0;
+  app.longTasks = [];
+  // Kernels are compiled on first use (the first step, evaluation and adapter read-out);
+  // after the first epoch only steady-state work remains.
+  let steadyFrom = Infinity;
   document.body.dataset.training = "running";
   $("epoch-table").querySelector("tbody").replaceChildren();
   setTrainButtons(true);
@@ -626,6 +638,7 @@ export async function train(settings, { maxSteps = Infinity } = {}) {
         addEpochRow(epochsDone, mean, metrics, (performance.now() - epochStarted) / 1000);
         await keepAdapters(run.adapters(), `Adapters of epoch ${epochsDone}`);
         epochStarted = performance.now();
+        if (epochsDone === 1) steadyFrom = epochStarted;
       }
       await yieldToBrowser();
     }
@@ -635,11 +648,17 @@ export async function train(settings, { maxSteps = Infinity } = {}) {
     setTrainButtons(false);
     app.training = null;
     document.body.dataset.training = "done";
-    $("train-progress").dataset.longestTaskMs = String(Math.round(app.longestTaskMs));
+    const longest = Math.round(Math.max(0, ...app.longTasks.map(([, d]) => d)));
+    const steady = app.longTasks.filter(([start]) => start >= steadyFrom).map(([, d]) => d);
+    const longestSteady = steady.length ? Math.round(Math.max(...steady)) : 0;
+    $("train-progress").dataset.longestTaskMs = String(longest);
+    $("train-progress").dataset.longestSteadyTaskMs = String(Number.isFinite(steadyFrom) ? longestSteady : -1);
     const kept = epochsDone > 0 ? `; the adapters of epoch ${epochsDone} are kept` : "";
+    const after = Number.isFinite(steadyFrom) ? `, after the first epoch ${longestSteady} ms` : "";
     setStatus(
       "train-progress",
-      `${steps} steps done${kept}. Longest main-thread task while training: ${Math.round(app.longestTaskMs)} ms.`,
+      `${steps} steps done${kept}. Longest main-thread task while training: ${longest} ms ` +
+        `(the first epoch compiles the GPU kernels)${after}.`,
     );
   }
 }
@@ -887,7 +906,7 @@ function watchLongTasks() {
   try {
     new PerformanceObserver((list) => {
       if (!app.training) return;
-      for (const entry of list.getEntries()) app.longestTaskMs = Math.max(app.longestTaskMs, entry.duration);
+      for (const entry of list.getEntries()) app.longTasks.push([entry.startTime, entry.duration]);
     }).observe({ type: "longtask", buffered: false });
   } catch {
     // No long-task timing in this browser: the figure stays 0.
@@ -928,6 +947,12 @@ async function main() {
   setUpControls();
   drawLossCurve([]);
   await detectBackend();
+  try {
+    const size = localStorage.getItem(SIZE_KEY);
+    if (size) $("image-size").value = size;
+  } catch {
+    // storage off
+  }
   await restorePairs();
   document.body.dataset.ready = "true";
   await startWeights();
