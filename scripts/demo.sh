@@ -14,7 +14,13 @@ if [ -n "$weights" ] && [ ! -f "$weights" ]; then
 fi
 bash scripts/setup.sh
 source scripts/env.sh
-trunk build --release
+# trunk re-runs wasm-bindgen and wasm-opt (minutes) on every build: skip it when dist/ is
+# newer than every source.
+if [ -f dist/index.html ] && [ -z "$(find src www index.html Cargo.toml Cargo.lock Trunk.toml scripts/csp.py -newer dist/index.html -print -quit)" ]; then
+  echo "dist/ is up to date with the sources: not rebuilding"
+else
+  trunk build --release
+fi
 if [ -n "$weights" ]; then
   name="$(basename "$weights")"
   mkdir -p dist/weights
