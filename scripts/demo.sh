@@ -21,6 +21,8 @@ if [ -f dist/index.html ] && [ -z "$(find src www index.html Cargo.toml Cargo.lo
 else
   trunk build --release
 fi
+rm -rf dist/weights
+cp www/config.json dist/config.json
 if [ -n "$weights" ]; then
   name="$(basename "$weights")"
   mkdir -p dist/weights
