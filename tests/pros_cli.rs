@@ -348,3 +348,39 @@ fn synth_writes_pairs_with_masks() {
     );
     assert_eq!(std::fs::read_dir(&out_dir).unwrap().count(), 8);
 }
+
+#[test]
+fn bench_refuses_a_size_that_is_no_multiple_of_the_patch() {
+    let out = pros(&["bench", "--size", "100", "--no-epochs"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("positive multiple of 16"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn the_model_size_is_told_from_the_weights_file() {
+    // No --model: the tiny test model is recognised from its tensors.
+    let scratch = Scratch::new("auto");
+    normal_images(&scratch.0.join("normal"));
+    let sam = root().join("tests/fixtures/sam/tiny_pad.pth");
+    let out_file = scratch.0.join("adapters.safetensors");
+    let out = pros(&[
+        "train",
+        "--images",
+        scratch.0.join("normal").to_str().unwrap(),
+        "--sam",
+        sam.to_str().unwrap(),
+        "--size",
+        "96",
+        "--epochs",
+        "1",
+        "--output",
+        out_file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("loaded SAM tiny"), "{}", stderr(&out));
+    assert!(out_file.exists());
+}
