@@ -96,7 +96,7 @@ test("a visitor loads SAM, synthesizes pairs, trains adapters and segments a rea
   await page.click("#segment-samples .sample");
   await page.waitForSelector("#segment-view[data-defects]", { timeout: 120_000 });
   const status = await page.textContent("#segment-status");
-  assert.match(status, /deeppcb-12000001-defective\.jpg, 640x640: \d+ defects with trained adapters/, status);
+  assert.match(status, /deeppcb-12000001-defective\.jpg, 640x640: \d+ defects? at threshold 0\.50 with trained adapters/, status);
   const listed = await page.$$eval("#defect-list li", (lis) => lis.length);
   assert.equal(String(listed), await page.$eval("#segment-view", (e) => e.dataset.defects));
   // The threshold slider re-thresholds without running the model again.
@@ -106,7 +106,9 @@ test("a visitor loads SAM, synthesizes pairs, trains adapters and segments a rea
   });
   await page.waitForTimeout(200);
   const low = Number(await page.$eval("#segment-view", (e) => e.dataset.defects));
-  assert.ok(low >= 0);
+  assert.equal(await page.$$eval("#defect-list li", (lis) => lis.length), low);
+  const lowStatus = await page.textContent("#segment-status");
+  assert.ok(lowStatus.includes(`: ${low} defect`) && lowStatus.includes("threshold 0.05"), lowStatus);
   assert.ok(await page.$eval("#download-mask", (a) => a.href.startsWith("blob:")));
   await screenshot(page, "page-trained.png");
   assert.deepEqual(errors, []);

@@ -268,7 +268,11 @@ async function startWeights() {
     if (await loadWeights(bytes, { name, source: url, keep: true })) document.body.dataset.weightsFrom = "network";
   } catch (e) {
     document.body.dataset.model = "error";
-    showError(`Could not download the weights: ${messageOf(e)}. Pick the weights file by hand (step 0).`);
+    const foreign = new URL(url, location.href).origin !== location.origin;
+    const why = foreign
+      ? ` (${url} is on another host: this page may only fetch from its own origin; put the weights beside the page)`
+      : "";
+    showError(`Could not download the weights: ${messageOf(e)}${why}. Pick the weights file by hand (step 0).`);
   }
 }
 
@@ -350,7 +354,7 @@ function renderPair(pair, overlayPng) {
   row.className = pair.heldOut ? "pair held-out" : "pair";
   row.dataset.fingerprint = pair.fingerprint;
   const title = document.createElement("h3");
-  title.textContent = `${pair.name}, seed ${pair.seed}: ${pair.defects} defects${pair.heldOut ? " (held out)" : ""}`;
+  title.textContent = `${pair.name}, seed ${pair.seed}: ${plural(pair.defects, "defect")}${pair.heldOut ? " (held out)" : ""}`;
   row.append(
     title,
     figure(pngUrl(pair.image), "image", `${stem}-image.png`),
@@ -701,6 +705,7 @@ async function downloadAdapters() {
 
 async function uploadAdapters(file) {
   if (!file) return;
+  clearError();
   if (!app.model) {
     showError("Load SAM weights first (step 0): adapters only fit the weights they were trained on.");
     return;
@@ -777,12 +782,24 @@ function renderSegmentation() {
   defectsLink.hidden = false;
   view.free();
   box.dataset.defects = String(defects.length);
+  $("threshold-value").textContent = threshold.toFixed(2);
+  const summary = current.summary;
+  if (summary) {
+    setStatus("segment-status", `${summary.head}: ${plural(defects.length, "defect")} at threshold ${threshold.toFixed(2)} ${summary.tail}`);
+  }
   return defects;
+}
+
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
 /** Segment one image with the current adapters and show it. */
 export async function segment(name, bytes) {
   if (!app.model) throw new Error("Load SAM weights first (step 0).");
+  if (app.training) {
+    throw new Error("Training is running on the same GPU model: stop it (or let it finish), then segment.");
+  }
   setStatus("segment-status", `Segmenting ${name} on ${app.backend}…`);
   await yieldToBrowser();
   const result = await app.model.segment(app.adapters, bytes);
@@ -791,7 +808,21 @@ export async function segment(name, bytes) {
     URL.revokeObjectURL(app.segmented.imageUrl);
   }
   const imageUrl = URL.createObjectURL(new Blob([bytes], { type: imageType(bytes) }));
-  app.segmented = { result, name, imageUrl };
+  const trained = app.adaptersTrained ? "with trained adapters" : "with untrained adapters (plain SAM)";
+  const first = app.segmentations === undefined;
+  app.segmentations = (app.segmentations ?? 0) + 1;
+  const compile = first ? " (the first run includes compiling the GPU kernels)" : "";
+  app.segmented = {
+    result,
+    name,
+    imageUrl,
+    summary: {
+      head: `${name}, ${result.width}x${result.height}`,
+      tail:
+        `${trained}. Image encoder ${result.encoder_ms.toFixed(0)} ms, whole model ` +
+        `${result.total_ms.toFixed(0)} ms, on ${app.backend}${compile}.`,
+    },
+  };
   const box = $("segment-view");
   box.replaceChildren();
   const img = document.createElement("img");
@@ -800,12 +831,7 @@ export async function segment(name, bytes) {
   img.src = imageUrl;
   box.append(img);
   const defects = renderSegmentation();
-  const trained = app.adaptersTrained ? "trained adapters" : "untrained adapters (plain SAM)";
-  setStatus(
-    "segment-status",
-    `${name}, ${result.width}x${result.height}: ${defects.length} defects with ${trained}. ` +
-      `Image encoder ${result.encoder_ms.toFixed(0)} ms, whole model ${result.total_ms.toFixed(0)} ms, on ${app.backend}.`,
-  );
+  if (params.has("kiosk")) $("segment").scrollIntoView({ behavior: "smooth" });
   box.dataset.encoderMs = String(result.encoder_ms);
   document.body.dataset.segmented = String(Number(document.body.dataset.segmented ?? 0) + 1);
   return defects;

@@ -34,7 +34,10 @@ function memory() {
 
 async function waitForModel() {
   while (!app.model) {
-    say("Waiting for SAM weights: drop a weights file on step 0, or deploy one with the page.");
+    say(
+      "Waiting for SAM weights: deploy them beside the page (config.json), or open the page once " +
+        "without ?kiosk and load them there; they are then kept in this browser.",
+    );
     await sleep(1000);
   }
 }
