@@ -587,6 +587,8 @@ async function restoreAdapters() {
 export async function train(settings, { maxSteps = Infinity } = {}) {
   if (!app.model) throw new Error("Load SAM weights first (step 0).");
   if (!app.pairs.some((p) => !p.heldOut)) throw new Error("Synthesize training pairs first (step 2).");
+  if (app.segmenting) throw new Error("An image is being segmented: wait for it to finish, then train.");
+  if (app.training) throw new Error("Training is already running.");
   app.run?.free();
   app.run = null;
   const run = new app.wasm.TrainingRun(app.model, settings);
@@ -800,9 +802,16 @@ export async function segment(name, bytes) {
   if (app.training) {
     throw new Error("Training is running on the same GPU model: stop it (or let it finish), then segment.");
   }
+  if (app.segmenting) throw new Error("An image is being segmented: wait for it to finish.");
   setStatus("segment-status", `Segmenting ${name} on ${app.backend}…`);
-  await yieldToBrowser();
-  const result = await app.model.segment(app.adapters, bytes);
+  app.segmenting = true;
+  let result;
+  try {
+    await yieldToBrowser();
+    result = await app.model.segment(app.adapters, bytes);
+  } finally {
+    app.segmenting = false;
+  }
   if (app.segmented) {
     app.segmented.result.free();
     URL.revokeObjectURL(app.segmented.imageUrl);
