@@ -25,9 +25,6 @@ const STEPS: usize = 8;
 /// Train K = 1 encoder adapter plus the decoder adapters for `STEPS` steps over one
 /// batch of two pairs, and return the step losses.
 async fn step_losses(device: &Device) -> Vec<f32> {
-    // The test harness does not run the library's start function.
-    #[cfg(target_arch = "wasm32")]
-    pcb_pros::web::run_static_constructors();
     let (sam, config) = Sam::from_bytes_detected(WEIGHTS, 96, device).unwrap();
     assert_eq!(
         config,
@@ -98,6 +95,7 @@ fn wgpu_training_lowers_the_loss() {
 #[cfg(target_arch = "wasm32")]
 #[wasm_bindgen_test::wasm_bindgen_test]
 async fn webgpu_training_lowers_the_loss() {
+    sam_support::before_wasm_test();
     let device = Device::wgpu_options()
         .init_async()
         .await

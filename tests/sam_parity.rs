@@ -243,6 +243,7 @@ fn wgpu_equals_the_reference() {
 #[cfg(target_arch = "wasm32")]
 #[wasm_bindgen_test::wasm_bindgen_test]
 async fn webgpu_equals_the_reference() {
+    sam_support::before_wasm_test();
     let device = Device::wgpu_options()
         .init_async()
         .await

@@ -20,8 +20,18 @@ macro_rules! async_test {
         $(#[$meta])*
         #[cfg(target_arch = "wasm32")]
         #[wasm_bindgen_test::wasm_bindgen_test]
-        async fn $name() $body
+        async fn $name() {
+            $crate::sam_support::before_wasm_test();
+            $body
+        }
     };
+}
+
+/// In the browser, run the library's static constructors (the GPU backend's kernel compiler
+/// registers its types there); the test harness does not run the library's start function.
+#[cfg(target_arch = "wasm32")]
+pub fn before_wasm_test() {
+    pcb_pros::web::run_static_constructors();
 }
 
 use std::collections::BTreeMap;
