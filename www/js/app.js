@@ -474,14 +474,27 @@ async function restorePairs() {
 
 // ---------------------------------------------------------------- training
 
+/** A whole number from a form field, at least `min`, or an error that names the field. */
+function wholeField(id, label, min, max) {
+  const value = Number($(id).value);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new Error(`${label} must be a whole number from ${min} to ${max}; it is "${$(id).value}".`);
+  }
+  return value;
+}
+
 function trainSettings() {
+  const learningRate = Number($("train-lr").value);
+  if (!(learningRate > 0 && learningRate < 1)) {
+    throw new Error(`The learning rate must be a number between 0 and 1 (the paper uses 0.0001); it is "${$("train-lr").value}".`);
+  }
   return {
-    k: Number($("train-k").value) || 1,
-    epochs: Number($("train-epochs").value) || 1,
-    batch_size: Number($("train-batch").value) || 1,
-    learning_rate: Number($("train-lr").value),
+    k: wholeField("train-k", "K", 1, 32),
+    epochs: wholeField("train-epochs", "Epochs", 1, 1000),
+    batch_size: wholeField("train-batch", "The batch", 1, 256),
+    learning_rate: learningRate,
     loss: $("train-loss").value,
-    seed: Math.max(0, Number($("train-seed").value) || 0),
+    seed: wholeField("train-seed", "The seed", 0, Number.MAX_SAFE_INTEGER),
     decoder_adapters: $("train-decoder").checked,
     train_hypernetwork: $("train-hyper").checked,
   };
