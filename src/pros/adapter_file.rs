@@ -247,6 +247,11 @@ pub fn from_bytes(
         )));
     }
 
+    // The positions come from the file: check them against the model before any use.
+    AdapterConfig::at_positions(
+        metadata.adapter_config.encoder_positions.clone(),
+        sam_config.encoder_depth,
+    )?;
     let mut checkpoint =
         Checkpoint::parse(bytes).map_err(|e| ProsError::AdapterFile(e.to_string()))?;
     let adapters = take_adapters(
@@ -441,5 +446,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("not a PROS adapter file"), "{error}");
+    }
+
+    #[test]
+    fn positions_outside_the_model_are_refused_when_read() {
+        // A file whose metadata names a block the model does not have (edited or made for
+        // another model) is refused on reading, not when it is first used.
+        let (sam_config, adapters, mut metadata) = example();
+        metadata.adapter_config.encoder_positions = vec![99];
+        let bytes = to_bytes(&adapters, &metadata).unwrap();
+        let sha = metadata.sam_sha256.clone();
+        let error = from_bytes(&bytes, &sam_config, &sha, None, &Device::flex())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("[99]"), "{error}");
     }
 }

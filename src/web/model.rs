@@ -75,6 +75,11 @@ impl SamModel {
         image_size: u32,
         backend: String,
     ) -> Result<SamModel, JsError> {
+        if !(32..=1024).contains(&image_size) || !image_size.is_multiple_of(16) {
+            return Err(js_error(format!(
+                "the input size {image_size} is not a multiple of 16 from 32 to 1024; the paper uses 256"
+            )));
+        }
         let device = device_for(&backend).await?;
         let bytes = bytes.to_vec();
         let sha256 = sha256_hex(&bytes);

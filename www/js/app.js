@@ -1001,9 +1001,25 @@ async function main() {
   } catch {
     // storage off
   }
-  await restorePairs();
+  try {
+    await restorePairs();
+  } catch (e) {
+    showError(
+      `The synthetic pairs kept in this browser could not be read (${messageOf(e)}): ` +
+        "click Clear pairs and synthesize them again.",
+    );
+  }
   document.body.dataset.ready = "true";
-  await startWeights();
+  try {
+    await startWeights();
+  } catch (e) {
+    document.body.dataset.model = app.model ? "ready" : "error";
+    showError(
+      `The weights or adapters kept in this browser could not be read (${messageOf(e)}): ` +
+        "click Forget stored weights and load the weights file again.",
+    );
+    $("forget-weights").disabled = false;
+  }
   offlineShell();
   if (params.has("kiosk")) runKiosk({ dwellMs: Number(params.get("dwell") ?? 4000) });
 }

@@ -70,7 +70,8 @@ const ERRORS = "pcb-pros-errors";
 
 export function rememberError(message) {
   try {
-    const list = JSON.parse(localStorage.getItem(ERRORS) ?? "[]");
+    const kept = JSON.parse(localStorage.getItem(ERRORS) ?? "[]");
+    const list = Array.isArray(kept) ? kept : [];
     list.push({ time: new Date().toISOString(), message });
     localStorage.setItem(ERRORS, JSON.stringify(list.slice(-5)));
   } catch {
@@ -80,7 +81,8 @@ export function rememberError(message) {
 
 export function earlierErrors() {
   try {
-    return JSON.parse(localStorage.getItem(ERRORS) ?? "[]");
+    const list = JSON.parse(localStorage.getItem(ERRORS) ?? "[]");
+    return Array.isArray(list) ? list.filter((e) => e && typeof e.message === "string") : [];
   } catch {
     return [];
   }
