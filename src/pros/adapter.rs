@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ProsError;
 use super::random::SeededRng;
+use crate::sam::common::linear_rows;
 
 /// The bottleneck is the width divided by this.
 pub const REDUCTION: usize = 4;
@@ -194,14 +195,13 @@ impl Adapter {
     ///   `[batch, tokens, dim]` in the mask decoder
     /// - output: the same shape
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let hidden = burn::tensor::module::linear(
+        let hidden = linear_rows(
             x.clone(),
             self.down_weight.val(),
             Some(self.down_bias.val()),
         );
         let hidden = activation::gelu(hidden);
-        let update =
-            burn::tensor::module::linear(hidden, self.up_weight.val(), Some(self.up_bias.val()));
+        let update = linear_rows(hidden, self.up_weight.val(), Some(self.up_bias.val()));
         x + update
     }
 }

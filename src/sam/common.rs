@@ -3,7 +3,7 @@
 use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::{gelu, relu};
-use burn::tensor::module::layer_norm;
+use burn::tensor::module::{layer_norm, linear as layer_linear};
 use burn::tensor::{Device, Tensor};
 
 /// Epsilon of the image encoder's LayerNorms and of every [`LayerNorm2d`].
@@ -11,6 +11,35 @@ pub const ENCODER_LAYER_NORM_EPS: f64 = 1e-6;
 
 /// Epsilon of the two-way transformer's LayerNorms (PyTorch's default).
 pub const DECODER_LAYER_NORM_EPS: f64 = 1e-5;
+
+/// `x @ weight + bias` over the last dimension, as one 2D matrix product.
+///
+/// burn's `linear` on a `[..., in]` input is a broadcast batched matmul, which the CPU
+/// backend runs as one small product per leading index and repacks the weight for each
+/// (the ViT-B training step took 4.5x PyTorch's). Folding the leading dimensions into the
+/// rows first gives one large product on every backend, with the same result.
+///
+/// # Shapes
+/// - x: `[..., in]`
+/// - weight: `[in, out]`, bias: `[out]`
+/// - output: `[..., out]`
+pub fn linear_rows<const D: usize>(
+    x: Tensor<D>,
+    weight: Tensor<2>,
+    bias: Option<Tensor<1>>,
+) -> Tensor<D> {
+    let dims = x.dims();
+    let rows = dims[..D - 1].iter().product::<usize>();
+    let y = layer_linear(x.reshape([rows, dims[D - 1]]), weight, bias);
+    let mut out = dims;
+    out[D - 1] = y.dims()[1];
+    y.reshape(out)
+}
+
+/// [`linear_rows`] with a [`Linear`] layer's parameters.
+pub fn apply_linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
+    linear_rows(x, layer.weight.val(), layer.bias.as_ref().map(|b| b.val()))
+}
 
 /// The non-linearity of an [`MlpBlock`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +121,6 @@ impl MlpBlock {
     /// - x: `[..., embedding_dim]`
     /// - output: `[..., embedding_dim]`
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        self.lin2.forward(self.act.apply(self.lin1.forward(x)))
+        apply_linear(&self.lin2, self.act.apply(apply_linear(&self.lin1, x)))
     }
 }

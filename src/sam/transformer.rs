@@ -8,7 +8,7 @@ use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
 
-use super::common::{Activation, DECODER_LAYER_NORM_EPS, MlpBlock};
+use super::common::{Activation, DECODER_LAYER_NORM_EPS, MlpBlock, apply_linear};
 
 /// Attention whose projections may shrink the width by `downsample_rate`.
 #[derive(Module, Debug)]
@@ -54,9 +54,9 @@ impl Attention {
     /// - k, v: `[batch, keys, embedding_dim]`
     /// - output: `[batch, queries, embedding_dim]`
     pub fn forward(&self, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>) -> Tensor<3> {
-        let q = self.separate_heads(self.q_proj.forward(q));
-        let k = self.separate_heads(self.k_proj.forward(k));
-        let v = self.separate_heads(self.v_proj.forward(v));
+        let q = self.separate_heads(apply_linear(&self.q_proj, q));
+        let k = self.separate_heads(apply_linear(&self.k_proj, k));
+        let v = self.separate_heads(apply_linear(&self.v_proj, v));
         let [b, heads, n, c_per_head] = q.dims();
 
         let attn = q
@@ -68,7 +68,7 @@ impl Attention {
             .matmul(v)
             .swap_dims(1, 2)
             .reshape([b, n, heads * c_per_head]);
-        self.out_proj.forward(out)
+        apply_linear(&self.out_proj, out)
     }
 }
 
