@@ -276,9 +276,20 @@ pub fn take_adapters(
     device: &Device,
 ) -> Result<Adapters, ProsError> {
     let mut take = |name: String, shape: &[usize]| -> Result<Vec<f32>, ProsError> {
-        checkpoint
+        let values = checkpoint
             .take(&name, shape)
-            .map_err(|e| ProsError::AdapterFile(e.to_string()))
+            .map_err(|e| ProsError::AdapterFile(e.to_string()))?;
+        // A diverged training run can save NaN or infinite weights; they would turn every
+        // mask into NaN, so they are refused here rather than segmenting nothing silently.
+        if let Some(bad) = values.iter().position(|v| !v.is_finite()) {
+            return Err(ProsError::AdapterFile(format!(
+                "tensor {name} holds a non-finite value ({}) at index {bad}: the adapters \
+                 diverged while training; train again (a lower learning rate may help) \
+                 or load another file",
+                values[bad]
+            )));
+        }
+        Ok(values)
     };
     let dim = sam_config.encoder_embed_dim;
     let decoder_dim = sam_config.prompt_embed_dim;
@@ -446,6 +457,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("not a PROS adapter file"), "{error}");
+    }
+
+    #[test]
+    fn non_finite_values_are_refused_with_the_tensor_named() {
+        let (sam_config, mut adapters, metadata) = example();
+        let device = Device::flex();
+        let dim = sam_config.encoder_embed_dim;
+        let hidden = dim / super::super::adapter::REDUCTION;
+        let mut up_bias = vec![0.0; dim];
+        up_bias[3] = f32::NAN;
+        adapters.encoder[0] = Adapter::from_values(
+            dim,
+            [
+                vec![0.0; dim * hidden],
+                vec![0.0; hidden],
+                vec![0.0; hidden * dim],
+                up_bias,
+            ],
+            &device,
+        );
+        let bytes = to_bytes(&adapters, &metadata).unwrap();
+        let error = from_bytes(&bytes, &sam_config, &metadata.sam_sha256, None, &device)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("encoder.0.up.bias") && error.contains("non-finite"),
+            "{error}"
+        );
     }
 
     #[test]
