@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ProsError;
 use super::adapter::Adapters;
+use super::adapter_file::parameters;
 use super::loss::LossKind;
 use super::model::ProsModel;
 use super::random::SeededRng;
@@ -97,11 +98,13 @@ pub enum StepOutcome {
         /// Whether this step finished its epoch.
         epoch_done: bool,
     },
-    /// The loss was not finite: nothing was applied, training is over.
+    /// The loss was not finite (nothing was applied), or the step that ended an epoch
+    /// made the adapters non-finite (the epoch is dropped): training is over, and the
+    /// adapters are the last good ones.
     NotFinite {
         /// Epoch where it happened.
         epoch: usize,
-        /// The value read.
+        /// The loss read, or in the second case the adapters' summed magnitude.
         loss: f32,
     },
     /// All epochs are done.
@@ -145,6 +148,8 @@ pub struct Trainer {
     epoch: usize,
     step: usize,
     epoch_loss_sum: f64,
+    /// Set when a non-finite value ended the run before its last epoch.
+    stopped: bool,
     history: LossHistory,
     device: Device,
 }
@@ -220,6 +225,7 @@ impl Trainer {
             epoch: 0,
             step: 0,
             epoch_loss_sum: 0.0,
+            stopped: false,
             history: LossHistory::default(),
             device: device.clone(),
             config,
@@ -288,7 +294,15 @@ impl Trainer {
             .await
             .map_err(|e| ProsError::Backend(format!("{e:?}")))?;
         let value = first_value(data)?;
-        Ok(self.apply(loss, value))
+        let outcome = self.apply(loss, value);
+        if !ends_epoch(&outcome) {
+            return Ok(outcome);
+        }
+        let magnitude = magnitude(&self.adapters, &self.device)
+            .into_data_async()
+            .await
+            .map_err(|e| ProsError::Backend(format!("{e:?}")))?;
+        Ok(self.end_epoch(outcome, first_value(magnitude)?))
     }
 
     /// One step, reading the loss synchronously (native only: this blocks on the device).
@@ -297,7 +311,32 @@ impl Trainer {
             return Ok(StepOutcome::Finished);
         };
         let value = first_value(loss.clone().into_data())?;
-        Ok(self.apply(loss, value))
+        let outcome = self.apply(loss, value);
+        if !ends_epoch(&outcome) {
+            return Ok(outcome);
+        }
+        let magnitude = first_value(magnitude(&self.adapters, &self.device).into_data())?;
+        Ok(self.end_epoch(outcome, magnitude))
+    }
+
+    /// Keep the adapters of the epoch `outcome` ended when their summed magnitude is
+    /// finite. Otherwise the last step blew them up, and no later loss would show it
+    /// before they are saved: go back to the previous epoch's adapters and stop.
+    fn end_epoch(&mut self, outcome: StepOutcome, magnitude: f32) -> StepOutcome {
+        if magnitude.is_finite() {
+            self.epoch_adapters = self.adapters.clone();
+            return outcome;
+        }
+        self.epoch -= 1;
+        self.stopped = true;
+        let epoch = self.epoch;
+        self.history.epochs.pop();
+        self.adapters = self.epoch_adapters.clone();
+        self.last_good = self.epoch_adapters.clone();
+        StepOutcome::NotFinite {
+            epoch,
+            loss: magnitude,
+        }
     }
 
     /// Train until the last epoch, a non-finite loss or `cancel`, calling `progress` after
@@ -332,7 +371,7 @@ impl Trainer {
 
     /// The loss of the next batch, with its graph; `None` when all epochs are done.
     fn forward_loss(&mut self) -> Option<Tensor<1>> {
-        if self.epoch >= self.config.epochs {
+        if self.stopped || self.epoch >= self.config.epochs {
             return None;
         }
         let start = self.step * self.config.batch_size;
@@ -351,7 +390,7 @@ impl Trainer {
             // The current adapters made this loss: go back to the last ones whose loss was
             // finite, and end the run (later calls report Finished).
             let epoch = self.epoch;
-            self.epoch = self.config.epochs;
+            self.stopped = true;
             self.adapters = self.last_good.clone();
             self.epoch_adapters = self.last_good.clone();
             return StepOutcome::NotFinite { epoch, loss: value };
@@ -377,7 +416,6 @@ impl Trainer {
                 epoch + 1,
                 self.config.epochs
             );
-            self.epoch_adapters = self.adapters.clone();
             self.epoch += 1;
             self.step = 0;
             self.epoch_loss_sum = 0.0;
@@ -431,6 +469,32 @@ fn encoder_dim(model: &ProsModel) -> usize {
     model.sam.image_encoder.pos_embed.val().dims()[3]
 }
 
+/// Whether `outcome` is a step that finished its epoch.
+fn ends_epoch(outcome: &StepOutcome) -> bool {
+    matches!(
+        outcome,
+        StepOutcome::Step {
+            epoch_done: true,
+            ..
+        }
+    )
+}
+
+/// The sum of the absolute values of every learnable parameter: finite exactly when all
+/// of them are (short of an overflow, which is as unusable).
+///
+/// # Shapes
+/// - output: `[1]`
+fn magnitude(adapters: &Adapters, device: &Device) -> Tensor<1> {
+    let (weights, biases) = parameters(adapters);
+    weights
+        .into_iter()
+        .map(|(_, t)| t.detach().abs().sum())
+        .chain(biases.into_iter().map(|(_, t)| t.detach().abs().sum()))
+        .reduce(|a, b| a + b)
+        .unwrap_or_else(|| Tensor::zeros([1], device))
+}
+
 /// The first value of a one-element tensor's data.
 fn first_value(data: TensorData) -> Result<f32, ProsError> {
     data.try_to_vec::<f32>()
@@ -474,7 +538,6 @@ pub fn mask_target(mask: &GrayImage, device: &Device) -> Tensor<4> {
 mod tests {
     use super::*;
     use crate::pros::adapter::AdapterConfig;
-    use crate::pros::adapter_file::parameters;
     use crate::sam::{Sam, SamConfig};
     use image::{Luma, Rgb};
 
@@ -496,6 +559,17 @@ mod tests {
     }
 
     fn trainer(k: usize, epochs: usize, cache_bytes: usize, lr: f64) -> Trainer {
+        trainer_with_batch(k, epochs, cache_bytes, lr, 2)
+    }
+
+    /// A run over four pairs, two steps per epoch at batch 2, one at batch 4.
+    fn trainer_with_batch(
+        k: usize,
+        epochs: usize,
+        cache_bytes: usize,
+        lr: f64,
+        batch_size: usize,
+    ) -> Trainer {
         let device = Device::flex();
         let config = SamConfig::tiny_padded();
         let sam = Sam::new(&config, &device).unwrap();
@@ -505,7 +579,7 @@ mod tests {
             epochs,
             cache_bytes,
             learning_rate: lr,
-            batch_size: 2,
+            batch_size,
             seed: 4,
             ..TrainConfig::default()
         };
@@ -602,10 +676,30 @@ mod tests {
             "{second:?}"
         );
         assert_eq!(t.step_blocking().unwrap(), StepOutcome::Finished);
+        assert_eq!(t.epochs_done(), 0, "no epoch finished");
         // The adapters that gave the last finite loss are the starting ones.
         assert_eq!(snapshot(t.adapters()), start);
         let (_, kept, _) = t.into_parts();
         assert_eq!(snapshot(&kept), start);
+    }
+
+    #[test]
+    fn adapters_blown_up_by_an_epochs_last_step_are_not_kept() {
+        // One step per epoch: the step that ends epoch 1 overflows the adapters, and no
+        // later loss would reveal it before they are saved.
+        let mut t = trainer_with_batch(1, 3, 0, 1e39, 4);
+        let start = snapshot(t.adapters());
+        let first = t.step_blocking().unwrap();
+        assert!(
+            matches!(first, StepOutcome::NotFinite { epoch: 0, loss } if !loss.is_finite()),
+            "{first:?}"
+        );
+        assert_eq!(t.step_blocking().unwrap(), StepOutcome::Finished);
+        assert_eq!(t.epochs_done(), 0);
+        assert_eq!(snapshot(t.adapters()), start);
+        let (_, kept, history) = t.into_parts();
+        assert_eq!(snapshot(&kept), start);
+        assert!(history.epochs.is_empty(), "{history:?}");
     }
 
     /// Poll a future to completion with a no-op waker (flex answers at once).
