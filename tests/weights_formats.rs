@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use pcb_pros::weights::{
     Checkpoint, DType, NamedTensor, StoreDType, WeightsError, WeightsFormat,
-    convert_to_safetensors, read_metadata, write_safetensors,
+    convert_to_safetensors, format_of, read_metadata, write_safetensors,
 };
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -292,6 +292,26 @@ fn wrong_files_say_what_they_look_like() {
             "the message says what is expected: {text}"
         );
     }
+}
+
+#[test]
+fn the_first_64_bytes_tell_the_format_before_the_rest_is_read() {
+    // The page checks a picked file's first 64 bytes before copying all of it.
+    for (name, format) in [
+        ("state_dict.pth", WeightsFormat::PyTorch),
+        ("state_dict.safetensors", WeightsFormat::Safetensors),
+    ] {
+        let bytes = fixture(name);
+        assert_eq!(format_of(&bytes[..64]).unwrap(), format, "{name}");
+    }
+    let text = format_of(&fixture("legacy.pth")[..64])
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("legacy format"), "{text}");
+    let text = format_of(b"<!DOCTYPE html><html><head><title>404</title>")
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("HTML page"), "{text}");
 }
 
 #[test]

@@ -41,6 +41,16 @@ pub(crate) async fn device_for(backend: &str) -> Result<Device, JsError> {
     }
 }
 
+/// Why a file whose first bytes (64 are enough) are `first_bytes` cannot be SAM weights,
+/// or `undefined` when its format is one [`SamModel::load`] reads: the page checks this
+/// before copying a whole, possibly huge, file into memory.
+#[wasm_bindgen]
+pub fn weights_header_problem(first_bytes: &[u8]) -> Option<String> {
+    crate::weights::format_of(first_bytes)
+        .err()
+        .map(|e| e.to_string())
+}
+
 /// SAM loaded on a device, with what identifies its weights.
 #[wasm_bindgen]
 pub struct SamModel {

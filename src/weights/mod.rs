@@ -110,6 +110,13 @@ pub struct TensorEntry<'a> {
     pub bytes: &'a [u8],
 }
 
+/// The format of a weights file judged by its first bytes (64 are enough), or an error
+/// that says what the file looks like instead: a caller can refuse a wrong file before
+/// reading all of it.
+pub fn format_of(first_bytes: &[u8]) -> Result<WeightsFormat, WeightsError> {
+    sniff::sniff(first_bytes)
+}
+
 /// An index of the tensors in a weights file, borrowing its bytes.
 #[derive(Debug)]
 pub struct Checkpoint<'a> {

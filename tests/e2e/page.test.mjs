@@ -152,6 +152,12 @@ test("a wrong weights file gets its error and nothing made is lost", async () =>
   assert.match(message, /^sam_vit_b\.pth: .*JPEG/, message);
   assert.match(await page.textContent("#weights-status"), /Still using tiny/);
   assert.equal(await page.$$eval(".pair", (r) => r.length), 10, "the pairs are still there");
+  // A seed beyond what JavaScript counts exactly is named, and no pair is made or lost.
+  await page.fill("#seed", "1e30");
+  await page.click("#synth-button");
+  await page.waitForFunction(() => /The seed must be a whole number/.test(document.querySelector("#error").textContent));
+  assert.equal(await page.$$eval(".pair", (r) => r.length), 10);
+  await page.fill("#seed", "1");
   // A batch of 0: the browser's own form check names the field and nothing starts (the page's
   // check behind it names fields the browser lets through, such as 2.5).
   await page.fill("#train-batch", "0");

@@ -231,6 +231,17 @@ export async function loadWeights(bytes, { name, source, keep }) {
 
 async function loadWeightsFromFile(file) {
   if (!file) return;
+  if (app.training) {
+    showError("Stop the training before loading other weights: the run uses the loaded model.");
+    return;
+  }
+  // Check the first bytes before copying a possibly huge file into memory.
+  const problem = app.wasm.weights_header_problem(new Uint8Array(await file.slice(0, 64).arrayBuffer()));
+  if (problem) {
+    showError(`${file.name}: ${problem}`);
+    setStatus("weights-status", app.model ? `Still using ${app.modelInfo.name}.` : "No weights loaded.");
+    return;
+  }
   setStatus("weights-status", `Reading ${file.name}…`);
   const bytes = new Uint8Array(await file.arrayBuffer());
   await loadWeights(bytes, { name: file.name, source: "file", keep: true });
@@ -285,6 +296,11 @@ async function forgetWeights() {
 async function reloadForSize() {
   const size = Number($("image-size").value);
   if (!app.model || app.model.image_size() === size) return;
+  if (app.training) {
+    $("image-size").value = String(app.model.image_size());
+    showError("Stop the training before changing the input size: the run uses the loaded model.");
+    return;
+  }
   const kept = await store.get("weights");
   if (!kept) {
     if (app.model) showError("Load the weights again to use the new input size (they were not kept in storage).");
@@ -446,10 +462,11 @@ async function synthesize(event) {
   $("synth-button").disabled = true;
   try {
     await synthesizeSet({
-      count: Math.max(1, Math.min(256, Number($("pair-count").value) || 1)),
-      heldOut: Math.max(0, Math.min(64, Number($("heldout-count").value) || 0)),
-      seed: Math.max(0, Number($("seed").value) || 0),
-      defectsMax: Number($("defects-max").value) || 1,
+      count: wholeField("pair-count", "The number of pairs", 1, 256),
+      heldOut: wholeField("heldout-count", "The held-out pairs", 0, 64),
+      // Pair i gets seed + i: every seed must stay a whole number JavaScript can hold.
+      seed: wholeField("seed", "The seed", 0, Number.MAX_SAFE_INTEGER - 320),
+      defectsMax: wholeField("defects-max", "Defects per image", 1, 16),
     });
   } catch (e) {
     showError(messageOf(e));
@@ -530,6 +547,9 @@ function drawLossCurve(losses) {
 }
 
 function setTrainButtons(running) {
+  // The run holds the loaded model: its size and weights stay put until it ends.
+  $("image-size").disabled = running;
+  $("weights-input").disabled = running;
   $("train-start").disabled = running;
   $("train-pause").disabled = !running;
   $("train-stop").disabled = !running;
@@ -634,8 +654,8 @@ export async function train(settings, { maxSteps = Infinity } = {}) {
       if (report.kind === "finished") break;
       if (report.kind === "not-finite") {
         showError(
-          `The loss became ${report.loss} in epoch ${report.epoch + 1}: training stopped and the ` +
-            "adapters of the last good step are kept. Try a lower learning rate.",
+          `The loss or the adapters became ${report.loss} in epoch ${report.epoch + 1}: training ` +
+            "stopped and the last good adapters are kept. Try a lower learning rate.",
         );
         break;
       }
