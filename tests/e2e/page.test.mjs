@@ -123,6 +123,7 @@ test("after a reload the weights, pairs and adapters come from browser storage, 
   assert.equal(await page.$eval("body", (b) => b.dataset.weightsFrom), "storage");
   assert.equal(await page.$$eval(".pair", (r) => r.length), 10);
   assert.match(await page.textContent("#adapters-status"), /restored from this browser: K = 1, 3 epochs/);
+  assert.equal(await page.$eval("#loss-curve", (c) => c.dataset.steps), "3", "the loss curve comes back");
   await page.waitForSelector("body[data-offline=ready]", { timeout: 30_000 });
 
   await context.setOffline(true);

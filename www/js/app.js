@@ -519,6 +519,7 @@ function trainSettings() {
 
 function drawLossCurve(losses) {
   const canvas = $("loss-curve");
+  canvas.dataset.steps = String(losses.length);
   const g = canvas.getContext("2d");
   const { width, height } = canvas;
   g.clearRect(0, 0, width, height);
@@ -600,6 +601,8 @@ async function restoreAdapters() {
       $("download-adapters").disabled = false;
       const info = set.info();
       setStatus("adapters-status", `Adapters restored from this browser: K = ${info.k}, ${info.epochs} epochs.`);
+      // The file keeps its run's step losses: the curve comes back with it.
+      drawLossCurve(info.loss_history?.steps ?? []);
       return;
     } catch (e) {
       setStatus(
@@ -999,7 +1002,11 @@ async function offlineShell() {
     }
     for (const s of [...NORMAL_SAMPLES, ...DEFECTIVE_SAMPLES]) urls.add(new URL(`samples/${s.file}`, location.href).pathname);
     const cache = await caches.open("pcb-pros-shell-v1");
-    await Promise.all([...urls].map((u) => cache.add(u).catch(() => {})));
+    // Built files have content hashes in their names: one already kept is current, and
+    // fetching the 24 MB wasm again on every visit would be waste. The page itself is
+    // refreshed (the service worker also refreshes whatever it serves from the network).
+    const fresh = async (u) => u === location.pathname || !(await cache.match(u));
+    await Promise.all([...urls].map(async (u) => (await fresh(u)) && cache.add(u)).map((p) => p.catch(() => {})));
     document.body.dataset.offline = "ready";
   } catch (e) {
     console.warn(`offline use not set up: ${messageOf(e)}`);
