@@ -90,16 +90,11 @@ fn wgpu_training_lowers_the_loss() {
     assert_falls(&losses, "wgpu");
 }
 
-/// In the browser on WebGPU: the test run starts Chromium with WebGPU enabled, so a
-/// missing adapter is a failure.
+/// In the browser on WebGPU (SwiftShader in headless Chromium).
 #[cfg(target_arch = "wasm32")]
 #[wasm_bindgen_test::wasm_bindgen_test]
 async fn webgpu_training_lowers_the_loss() {
-    sam_support::before_wasm_test();
-    let device = Device::wgpu_options()
-        .init_async()
-        .await
-        .expect("a WebGPU adapter");
+    let device = sam_support::webgpu_device().await;
     assert_falls(&step_losses(&device).await, "webgpu");
 }
 

@@ -238,16 +238,11 @@ fn wgpu_equals_the_reference() {
     }
 }
 
-/// The same on WebGPU in the browser (SwiftShader in headless Chromium): the test run
-/// starts Chromium with WebGPU enabled, so a missing adapter is a failure here.
+/// The same on WebGPU in the browser (SwiftShader in headless Chromium).
 #[cfg(target_arch = "wasm32")]
 #[wasm_bindgen_test::wasm_bindgen_test]
 async fn webgpu_equals_the_reference() {
-    sam_support::before_wasm_test();
-    let device = Device::wgpu_options()
-        .init_async()
-        .await
-        .expect("a WebGPU adapter");
+    let device = sam_support::webgpu_device().await;
     for fixture in [&TINY_PAD, &TINY_NOPAD, &TINY_RESAMPLE] {
         assert_parity(fixture, &device).await;
     }

@@ -34,6 +34,17 @@ pub fn before_wasm_test() {
     pcb_pros::web::run_static_constructors();
 }
 
+/// The WebGPU device of a browser test. The test run starts Chromium with WebGPU enabled,
+/// so a missing adapter is a failure.
+#[cfg(target_arch = "wasm32")]
+pub async fn webgpu_device() -> burn::tensor::Device {
+    before_wasm_test();
+    burn::tensor::Device::wgpu_options()
+        .init_async()
+        .await
+        .expect("a WebGPU adapter")
+}
+
 use std::collections::BTreeMap;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
