@@ -5,6 +5,8 @@
 //! [`ImageEncoderViT::block_forward`], [`ImageEncoderViT::neck`]) so that adapters can
 //! be applied to the output of chosen blocks; [`ImageEncoderViT::forward`] composes them.
 
+use std::ops::Range;
+
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
@@ -98,63 +100,55 @@ impl Attention {
     /// - x: `[batch, height, width, dim]`
     /// - output: `[batch, height, width, dim]`
     pub fn forward_windowed(&self, x: Tensor<4>, window: usize) -> Tensor<4> {
-        let [b, h, w, dim] = x.dims();
-        let qkv = linear_rows(x, self.qkv.weight.val(), None);
-        let (windows, hp, wp) = window_partition(qkv, window);
-        let windows = match &self.qkv.bias {
-            Some(bias) => windows + bias.val().unsqueeze::<4>(),
-            None => windows,
+        let [_, h, w, _] = x.dims();
+        let qkv = window_grid(linear_rows(x, self.qkv.weight.val(), None), window);
+        let qkv = match &self.qkv.bias {
+            Some(bias) => qkv + bias.val().unsqueeze::<6>(),
+            None => qkv,
         };
-        let (nh, nw) = (hp / window, wp / window);
-        // [batch, window rows, window columns, window, window, 3 * dim]
-        let grid = windows.reshape([b, nh, nw, window, window, 3 * dim]);
-
-        // Window rows (and columns) that are whole, then the last one when it is partly
-        // padding, with the number of real token rows (columns) in each.
-        let groups = |real: usize, count: usize| {
-            let whole = real / window;
-            let mut out = Vec::new();
-            if whole > 0 {
-                out.push((0..whole, window));
-            }
-            if whole < count {
-                out.push((whole..count, real - whole * window));
-            }
-            out
-        };
-        let rows: Vec<Tensor<4>> = groups(h, nh)
+        let rows: Vec<Tensor<4>> = window_groups(h, window)
             .into_iter()
-            .map(|(wr, qh)| {
-                let columns: Vec<Tensor<4>> = groups(w, nw)
+            .map(|rows| {
+                let columns = window_groups(w, window)
                     .into_iter()
-                    .map(|(wc, qw)| {
-                        let (nr, nc) = (wr.len(), wc.len());
-                        let n = b * nr * nc;
-                        let part = grid.clone().slice([
-                            0..b,
-                            wr.clone(),
-                            wc,
-                            0..window,
-                            0..window,
-                            0..3 * dim,
-                        ]);
-                        let q = part
-                            .clone()
-                            .slice([0..b, 0..nr, 0..nc, 0..qh, 0..qw, 0..dim])
-                            .reshape([n, qh, qw, dim]);
-                        let kv = part
-                            .slice([0..b, 0..nr, 0..nc, 0..window, 0..window, dim..3 * dim])
-                            .reshape([n, window, window, 2 * dim]);
-                        self.attend_to(q, kv)
-                            .reshape([b, nr, nc, qh, qw, dim])
-                            .permute([0, 1, 3, 2, 4, 5])
-                            .reshape([b, nr * qh, nc * qw, dim])
-                    })
+                    .map(|columns| self.attend_windows(&qkv, rows.clone(), columns))
                     .collect();
                 Tensor::cat(columns, 2)
             })
             .collect();
         apply_linear(&self.proj, Tensor::cat(rows, 1))
+    }
+
+    /// Attention within the windows in `rows` x `columns` of the grid, for their real
+    /// tokens (the top-left `real rows x real columns` of each window).
+    ///
+    /// # Shapes
+    /// - qkv: `[batch, window rows, window columns, window, window, 3 * dim]`
+    /// - output: `[batch, windows' rows * real rows, windows' columns * real columns, dim]`
+    fn attend_windows(
+        &self,
+        qkv: &Tensor<6>,
+        (rows, qh): WindowGroup,
+        (columns, qw): WindowGroup,
+    ) -> Tensor<4> {
+        let [b, _, _, window, _, dim3] = qkv.dims();
+        let dim = dim3 / 3;
+        let (nr, nc) = (rows.len(), columns.len());
+        let n = b * nr * nc;
+        let part = qkv
+            .clone()
+            .slice([0..b, rows, columns, 0..window, 0..window, 0..dim3]);
+        let q = part
+            .clone()
+            .slice([0..b, 0..nr, 0..nc, 0..qh, 0..qw, 0..dim])
+            .reshape([n, qh, qw, dim]);
+        let kv = part
+            .slice([0..b, 0..nr, 0..nc, 0..window, 0..window, dim..dim3])
+            .reshape([n, window, window, 2 * dim]);
+        self.attend_to(q, kv)
+            .reshape([b, nr, nc, qh, qw, dim])
+            .permute([0, 1, 3, 2, 4, 5])
+            .reshape([b, nr * qh, nc * qw, dim])
     }
 
     /// The attention itself, between the qkv and output projections.
@@ -303,52 +297,42 @@ impl Block {
     }
 }
 
-/// Split tokens into non-overlapping windows, zero-padding the bottom and right.
+/// Zero-pad the bottom and right to whole windows and lay the tokens out as a grid of
+/// windows (the reference's `window_partition`, before it flattens the grid).
 ///
 /// The padding tokens take part in the attention unmasked, as in the reference.
 ///
 /// # Shapes
 /// - x: `[batch, height, width, dim]`
-/// - output: `[batch * windows, window, window, dim]`, with the padded height and width
-pub fn window_partition(x: Tensor<4>, window: usize) -> (Tensor<4>, usize, usize) {
+/// - output: `[batch, window rows, window columns, window, window, dim]`
+pub fn window_grid(x: Tensor<4>, window: usize) -> Tensor<6> {
     let [b, h, w, c] = x.dims();
-    let pad_h = (window - h % window) % window;
-    let pad_w = (window - w % window) % window;
+    let (nh, nw) = (h.div_ceil(window), w.div_ceil(window));
+    let (pad_h, pad_w) = (nh * window - h, nw * window - w);
     let x = if pad_h > 0 || pad_w > 0 {
         x.pad([(0, pad_h), (0, pad_w), (0, 0)], PadMode::Constant(0.0))
     } else {
         x
     };
-    let (hp, wp) = (h + pad_h, w + pad_w);
-    let windows = x
-        .reshape([b, hp / window, window, wp / window, window, c])
+    x.reshape([b, nh, window, nw, window, c])
         .permute([0, 1, 3, 2, 4, 5])
-        .reshape([b * (hp / window) * (wp / window), window, window, c]);
-    (windows, hp, wp)
 }
 
-/// Put windows back together and drop the padding.
-///
-/// # Shapes
-/// - windows: `[batch * windows, window, window, dim]`
-/// - output: `[batch, height, width, dim]`
-pub fn window_unpartition(
-    windows: Tensor<4>,
-    window: usize,
-    (hp, wp): (usize, usize),
-    (h, w): (usize, usize),
-) -> Tensor<4> {
-    let [n, _, _, c] = windows.dims();
-    let b = n / ((hp / window) * (wp / window));
-    let x = windows
-        .reshape([b, hp / window, wp / window, window, window, c])
-        .permute([0, 1, 3, 2, 4, 5])
-        .reshape([b, hp, wp, c]);
-    if hp > h || wp > w {
-        x.slice([0..b, 0..h, 0..w, 0..c])
-    } else {
-        x
+/// A run of window rows (or columns) and the number of real token rows (columns) in each.
+type WindowGroup = (Range<usize>, usize);
+
+/// The window rows (or columns) over `real` tokens: the whole ones, then the last one
+/// when padding fills part of it.
+fn window_groups(real: usize, window: usize) -> Vec<WindowGroup> {
+    let whole = real / window;
+    let mut groups = Vec::new();
+    if whole > 0 {
+        groups.push((0..whole, window));
     }
+    if !real.is_multiple_of(window) {
+        groups.push((whole..whole + 1, real % window));
+    }
+    groups
 }
 
 /// The convolutional neck: 1x1 conv, LayerNorm2d, 3x3 conv, LayerNorm2d.
