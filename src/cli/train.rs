@@ -12,7 +12,6 @@ use super::output::{check_free, write_new};
 use crate::datasets::image_folder::{list_images, load_rgb};
 use crate::pros::adapter::AdapterConfig;
 use crate::pros::adapter_file::{self, AdapterMetadata};
-use crate::pros::loss::LossKind;
 use crate::pros::model::ProsModel;
 use crate::pros::pairs::training_pairs;
 use crate::pros::train::{RunEnd, StepOutcome, TrainConfig, Trainer};
@@ -69,13 +68,14 @@ pub struct TrainArgs {
 /// Run `pros train`.
 pub fn run(args: &TrainArgs, overwrite: bool, device: &Device) -> Result<(), CliError> {
     check_free(&args.output, overwrite)?;
-    let loss = LossKind::from_name(&args.loss).ok_or_else(|| {
-        CliError::Usage(format!(
-            "unknown loss `{}`; use one of {:?}",
-            args.loss,
-            LossKind::NAMES
-        ))
-    })?;
+    let config = TrainConfig::chosen(
+        args.batch_size,
+        args.epochs,
+        args.learning_rate,
+        &args.loss,
+        args.seed,
+        args.cache_mib,
+    )?;
 
     let paths = list_images(&args.images)?;
     let normal_images = paths
@@ -108,15 +108,6 @@ pub fn run(args: &TrainArgs, overwrite: bool, device: &Device) -> Result<(), Cli
         adapter_config.k()
     );
     let model = ProsModel::new(sam, adapter_config.clone())?;
-    let config = TrainConfig {
-        batch_size: args.batch_size,
-        epochs: args.epochs,
-        learning_rate: args.learning_rate,
-        loss,
-        seed: args.seed,
-        cache_bytes: args.cache_mib << 20,
-        ..TrainConfig::default()
-    };
     let mut trainer = Trainer::new(model, &pairs, config, device)?;
     let steps = trainer.steps_per_epoch();
     let end = trainer.run(&AtomicBool::new(false), |outcome| {

@@ -75,6 +75,46 @@ impl Default for TrainConfig {
     }
 }
 
+impl TrainConfig {
+    /// The paper's settings with what a user chose (the CLI's flags, the page's form): the
+    /// loss by name (one of [`LossKind::NAMES`]) and the cache in MiB. Refuses an unknown
+    /// loss, a batch or epoch count of 0 and a learning rate that is not a positive number.
+    pub fn chosen(
+        batch_size: usize,
+        epochs: usize,
+        learning_rate: f64,
+        loss: &str,
+        seed: u64,
+        cache_mib: usize,
+    ) -> Result<Self, ProsError> {
+        let loss = LossKind::from_name(loss).ok_or_else(|| {
+            ProsError::TrainConfig(format!(
+                "unknown loss `{loss}`; use one of {:?}",
+                LossKind::NAMES
+            ))
+        })?;
+        if batch_size == 0 || epochs == 0 {
+            return Err(ProsError::TrainConfig(
+                "the batch size and the number of epochs must be at least 1".to_owned(),
+            ));
+        }
+        if !(learning_rate.is_finite() && learning_rate > 0.0) {
+            return Err(ProsError::TrainConfig(format!(
+                "the learning rate must be a positive number; it is {learning_rate}"
+            )));
+        }
+        Ok(Self {
+            batch_size,
+            epochs,
+            learning_rate,
+            loss,
+            seed,
+            cache_bytes: cache_mib << 20,
+            ..Self::default()
+        })
+    }
+}
+
 /// One synthetic pair at the model's input size.
 #[derive(Debug, Clone)]
 pub struct TrainingPair {
@@ -744,5 +784,27 @@ mod tests {
             Trainer::new(model, &[], TrainConfig::default(), &device),
             Err(ProsError::NoPairs)
         ));
+    }
+
+    #[test]
+    fn chosen_settings_keep_the_paper_optimizer_and_refuse_bad_values() {
+        let config = TrainConfig::chosen(8, 3, 1e-3, "bce-dice", 7, 16).unwrap();
+        assert_eq!((config.batch_size, config.epochs, config.seed), (8, 3, 7));
+        assert_eq!(config.cache_bytes, 16 << 20);
+        let paper = TrainConfig::default();
+        assert_eq!(
+            (config.beta_1, config.beta_2, config.weight_decay),
+            (paper.beta_1, paper.beta_2, paper.weight_decay)
+        );
+        let refused = |batch, epochs, lr, loss: &str| {
+            TrainConfig::chosen(batch, epochs, lr, loss, 0, 0)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(refused(4, 10, 1e-4, "l2").contains("unknown loss `l2`"));
+        assert!(refused(0, 10, 1e-4, "bce-dice").contains("at least 1"));
+        assert!(refused(4, 0, 1e-4, "bce-dice").contains("at least 1"));
+        assert!(refused(4, 10, f64::NAN, "bce-dice").contains("positive number"));
+        assert!(refused(4, 10, -1.0, "bce-dice").contains("positive number"));
     }
 }

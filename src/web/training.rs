@@ -21,7 +21,6 @@ use super::segmentation::AdapterSet;
 use crate::image_input;
 use crate::pros::adapter::AdapterConfig;
 use crate::pros::adapter_file::{self, AdapterMetadata};
-use crate::pros::loss::LossKind;
 use crate::pros::model::ProsModel;
 use crate::pros::predict::score_pairs_async;
 use crate::pros::segment::SegmentConfig;
@@ -127,21 +126,15 @@ impl TrainingRun {
             serde_wasm_bindgen::from_value(settings)
                 .map_err(|e| js_error(format!("bad training settings: {e}")))?
         };
-        let loss = LossKind::from_name(&settings.loss).ok_or_else(|| {
-            js_error(format!(
-                "unknown loss `{}`; use one of {:?}",
-                settings.loss,
-                LossKind::NAMES
-            ))
-        })?;
-        if settings.batch_size == 0 || settings.epochs == 0 {
-            return Err(js_error(
-                "the batch size and the number of epochs must be at least 1",
-            ));
-        }
-        if !(settings.learning_rate.is_finite() && settings.learning_rate > 0.0) {
-            return Err(js_error("the learning rate must be a positive number"));
-        }
+        let config = TrainConfig::chosen(
+            settings.batch_size,
+            settings.epochs,
+            settings.learning_rate,
+            &settings.loss,
+            settings.seed,
+            settings.cache_mib,
+        )
+        .map_err(js_error)?;
         let sam_config = model.config.clone();
         let adapter_config = AdapterConfig::choose(
             settings.k,
@@ -156,15 +149,6 @@ impl TrainingRun {
             sam_config.prompt_embed_dim,
             sam_config.decoder_depth,
         );
-        let config = TrainConfig {
-            batch_size: settings.batch_size,
-            epochs: settings.epochs,
-            learning_rate: settings.learning_rate,
-            loss,
-            seed: settings.seed,
-            cache_bytes: settings.cache_mib << 20,
-            ..TrainConfig::default()
-        };
         let setup = Setup {
             sam: model.sam.clone(),
             sam_config,
