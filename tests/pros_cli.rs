@@ -72,27 +72,40 @@ fn normal_images(dir: &Path) {
     }
 }
 
-#[test]
-fn train_segment_and_eval_end_to_end() {
-    let s = Scratch::new("e2e");
-    let normal = s.0.join("normal");
+/// `pros train` with the tiny model on two DeepPCB templates copied into `dir/normal`,
+/// writing `dir/a.safetensors`, with `extra` arguments: the adapters' path and the output.
+fn train_tiny(dir: &Path, extra: &[&str]) -> (PathBuf, Output) {
+    let normal = dir.join("normal");
     normal_images(&normal);
-    let adapters = s.0.join("adapters.safetensors");
-    let a = adapters.to_str().unwrap();
-
-    let out = pros(&with_sam(&[
+    let adapters = dir.join("a.safetensors");
+    let mut args = vec![
         "train",
         "--images",
         normal.to_str().unwrap(),
         "--output",
-        a,
-        "--epochs",
-        "2",
-        "--batch-size",
-        "2",
-        "--pairs-per-image",
-        "2",
-    ]));
+        adapters.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = pros(&with_sam(&args));
+    (adapters, out)
+}
+
+#[test]
+fn train_segment_and_eval_end_to_end() {
+    let s = Scratch::new("e2e");
+    let normal = s.0.join("normal");
+    let (adapters, out) = train_tiny(
+        &s.0,
+        &[
+            "--epochs",
+            "2",
+            "--batch-size",
+            "2",
+            "--pairs-per-image",
+            "2",
+        ],
+    );
+    let a = adapters.to_str().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("epoch 2 of 2"), "{}", stderr(&out));
     let bytes = std::fs::read(&adapters).unwrap();
@@ -179,18 +192,7 @@ fn an_empty_folder_is_a_clear_error() {
 #[test]
 fn a_too_small_image_is_a_clear_error() {
     let s = Scratch::new("small");
-    let normal = s.0.join("normal");
-    normal_images(&normal);
-    let a = s.0.join("a.safetensors");
-    let out = pros(&with_sam(&[
-        "train",
-        "--images",
-        normal.to_str().unwrap(),
-        "--output",
-        a.to_str().unwrap(),
-        "--epochs",
-        "1",
-    ]));
+    let (a, out) = train_tiny(&s.0, &["--epochs", "1"]);
     assert!(out.status.success(), "{}", stderr(&out));
 
     let tiny = s.0.join("tiny.png");
@@ -210,18 +212,7 @@ fn a_too_small_image_is_a_clear_error() {
 #[test]
 fn a_mask_of_the_wrong_size_is_a_clear_error() {
     let s = Scratch::new("mask");
-    let normal = s.0.join("normal");
-    normal_images(&normal);
-    let a = s.0.join("a.safetensors");
-    let out = pros(&with_sam(&[
-        "train",
-        "--images",
-        normal.to_str().unwrap(),
-        "--output",
-        a.to_str().unwrap(),
-        "--epochs",
-        "1",
-    ]));
+    let (a, out) = train_tiny(&s.0, &["--epochs", "1"]);
     assert!(out.status.success(), "{}", stderr(&out));
 
     let dataset = s.0.join("category");
@@ -253,32 +244,11 @@ fn a_mask_of_the_wrong_size_is_a_clear_error() {
 #[test]
 fn positions_choose_the_blocks_and_bad_ones_are_refused() {
     let s = Scratch::new("positions");
-    let normal = s.0.join("normal");
-    normal_images(&normal);
-    let a = s.0.join("a.safetensors");
-    let args = |positions: &'static str| {
-        with_sam(&[
-            "train",
-            "--images",
-            normal.to_str().unwrap(),
-            "--output",
-            a.to_str().unwrap(),
-            "--epochs",
-            "1",
-            "--positions",
-            positions,
-        ])
-        .into_iter()
-        .map(str::to_owned)
-        .collect::<Vec<String>>()
-    };
-    let run = |v: Vec<String>| pros(&v.iter().map(String::as_str).collect::<Vec<_>>());
-
-    let out = run(args("3"));
+    let (_, out) = train_tiny(&s.0, &["--epochs", "1", "--positions", "3"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("below 3"), "{}", stderr(&out));
 
-    let out = run(args("2,0"));
+    let (a, out) = train_tiny(&s.0, &["--epochs", "1", "--positions", "2,0"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let meta =
         pcb_pros::pros::adapter_file::read_adapter_metadata(&std::fs::read(&a).unwrap()).unwrap();
