@@ -1,8 +1,10 @@
 //! The page's facade (wasm only): thin bindings from JavaScript to the library.
 //!
 //! Each call does one short piece of work (decode one image, make one pair, one training
-//! step) so the page can yield to the browser between calls; nothing here blocks or reads
-//! the GPU synchronously.
+//! step) so its caller can yield between calls; nothing here blocks or reads the GPU
+//! synchronously. The page runs the model, training and segmentation in a Web Worker
+//! (`www/js/worker.js`, its own instance of this module), so even a step's kernel
+//! compilation keeps off the page's thread; the synthesizer runs on the page.
 //!
 //! - [`synth`]: normal images and synthetic pairs;
 //! - [`model`]: the compute device and SAM loaded from a weights file;

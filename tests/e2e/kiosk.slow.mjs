@@ -30,7 +30,8 @@ try {
       const m = memory[seen];
       const mb = (x) => (x === null ? "n/a" : (x / 1048576).toFixed(2));
       console.log(
-        `loop ${String(seen + 1).padStart(2)}: wasm ${mb(m.wasm)} MB, JS heap ${mb(m.js)} MB, ` +
+        `loop ${String(seen + 1).padStart(2)}: wasm ${mb(m.wasm)} MB, worker wasm ${mb(m.worker)} MB, ` +
+          `JS heap ${mb(m.js)} MB, ` +
           `${((Date.now() - started) / 1000).toFixed(0)} s`,
       );
     }

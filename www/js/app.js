@@ -1,9 +1,11 @@
-// The page's glue: reads the controls, calls the library (wasm) one short step at a time
-// and shows the results. The work itself lives in the Rust library; this file only wires
-// it to the page, keeps what the visitor made in browser storage, and yields to the
-// browser between steps so the page stays responsive.
+// The page's glue: reads the controls, calls the library (wasm) and shows the results.
+// The work itself lives in the Rust library; this file only wires it to the page and keeps
+// what the visitor made in browser storage. SAM, training and segmentation run in a worker
+// (worker.js, its own instance of the library), so no GPU work blocks this thread; the
+// synthesizer runs here, one short pair per call, yielding to the browser in between.
 
 import * as store from "./store.js";
+import { GpuWorker } from "./gpu.js";
 import { runKiosk } from "./kiosk.js";
 
 const NORMAL_SAMPLES = [
@@ -26,19 +28,18 @@ export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Everything the page holds; the kiosk drives the same object. */
 export const app = {
-  wasm: null,
+  wasm: null, // the library on this thread: the synthesizer and header checks
+  gpu: null, // GpuWorker: SAM, adapters, training and segmentation
   backend: "cpu",
   adapterName: null,
-  model: null,
-  modelInfo: null,
+  model: null, // { name, image_size, encoder_width, encoder_depth, sha256, backend }
   synthesizer: null,
   normals: [], // { name, index }
   pairs: [], // { id, name, seed, heldOut, width, defects, fingerprint, image, mask }
-  adapters: null, // AdapterSet
+  adapters: null, // { k, epochs, ... } of the adapters in use
   adaptersTrained: false,
-  run: null, // TrainingRun
-  training: null, // { paused, stopped, resume }
-  segmented: null, // { result, name, imageUrl }
+  training: null, // { paused, stopped, onStep, onEpoch, onPaused }
+  segmented: null, // { name, imageUrl, width, height, summary }
   longTasks: [], // [start ms, duration ms] while training
 };
 
@@ -122,7 +123,7 @@ async function detectBackend() {
   const status = $("gpu-status");
   let info = { webgpu: false, reason: "not checked" };
   try {
-    info = await app.wasm.gpu_info();
+    info = await app.gpu.call("gpuInfo");
   } catch (e) {
     info = { webgpu: false, reason: messageOf(e) };
   }
@@ -135,8 +136,8 @@ async function detectBackend() {
     app.backend = "cpu";
     const why = params.has("cpu") ? "the page was opened with ?cpu" : info.reason;
     status.textContent =
-      `WebGPU unavailable (${why}): SAM runs on the CPU in WebAssembly. This is slow, and each ` +
-      "training step blocks the page while it runs, so training is limited to short runs here; " +
+      `WebGPU unavailable (${why}): SAM runs on the CPU in WebAssembly. This is slow (a ` +
+      "training step of ViT-B takes minutes), so training is limited to short runs here; " +
       "use a browser with WebGPU for real training.";
     status.className = "status warn";
   }
@@ -183,27 +184,10 @@ async function download(url) {
   return bytes;
 }
 
-/** Load SAM from the bytes of a weights file; keep them in storage when `keep`. */
-export async function loadWeights(bytes, { name, source, keep }) {
-  const size = Number($("image-size").value) || 256;
-  setStatus("weights-status", `Loading SAM from ${name} (${mb(bytes.length)} MB) on ${app.backend}…`);
-  document.body.dataset.model = "loading";
-  await yieldToBrowser();
-  let model;
-  const started = performance.now();
-  try {
-    model = await app.wasm.SamModel.load(bytes, size, app.backend);
-  } catch (e) {
-    document.body.dataset.model = app.model ? "ready" : "error";
-    showError(`${name}: ${messageOf(e)}`);
-    setStatus("weights-status", app.model ? `Still using ${app.modelInfo.name}.` : "No weights loaded.");
-    return false;
-  }
-  app.model?.free();
-  app.model = model;
-  app.modelInfo = model.info();
-  const seconds = ((performance.now() - started) / 1000).toFixed(2);
-  const info = app.modelInfo;
+/** Show a model the worker loaded, with the adapters it found for it. */
+function modelLoaded(loaded, name, seconds) {
+  app.model = loaded.info;
+  const info = app.model;
   $("model-info").textContent =
     `SAM ${info.name} at ${info.image_size}x${info.image_size} input, encoder ${info.encoder_width} wide and ` +
     `${info.encoder_depth} blocks deep, on ${info.backend}${app.adapterName ? ` (${app.adapterName})` : ""}; ` +
@@ -215,16 +199,43 @@ export async function loadWeights(bytes, { name, source, keep }) {
   } catch {
     // storage off: the size field keeps its default next time
   }
-  if (keep) {
-    try {
-      await store.put("weights", bytes, { name, source, bytes: bytes.length }, "the weights");
-      setStatus("weights-status", `Loaded ${name} in ${seconds} s and kept it in this browser for the next visit.`);
-    } catch (e) {
-      showError(messageOf(e));
-    }
+  if (loaded.storeError) showError(loaded.storeError);
+  showAdapters(loaded.adapters);
+}
+
+/**
+ * Load SAM in the worker, from the bytes of a weights file (handed over to the worker:
+ * `bytes` is empty afterwards), kept in storage when `keep`; or, with `bytes` null, from
+ * the weights kept in storage. Resolves to whether a model was loaded.
+ */
+export async function loadWeights(bytes, { name, source, keep }) {
+  const size = Number($("image-size").value) || 256;
+  const what = bytes ? `${name} (${mb(bytes.length)} MB)` : "the weights kept in this browser";
+  setStatus("weights-status", `Loading SAM from ${what} on ${app.backend}…`);
+  document.body.dataset.model = "loading";
+  const started = performance.now();
+  let loaded;
+  try {
+    const options = { size, backend: app.backend, keep, name, source };
+    loaded = bytes
+      ? await app.gpu.call("load", { bytes, ...options }, [bytes.buffer])
+      : await app.gpu.call("loadStored", options);
+  } catch (e) {
+    document.body.dataset.model = app.model ? "ready" : "error";
+    showError(`${name}: ${messageOf(e)}`);
+    setStatus("weights-status", app.model ? `Still using ${app.model.name}.` : "No weights loaded.");
+    return false;
+  }
+  if (!loaded) {
+    document.body.dataset.model = app.model ? "ready" : "none";
+    return false;
+  }
+  const seconds = ((performance.now() - started) / 1000).toFixed(2);
+  modelLoaded(loaded, loaded.name ?? name, seconds);
+  if (keep && !loaded.storeError) {
+    setStatus("weights-status", `Loaded ${name} in ${seconds} s and kept it in this browser for the next visit.`);
   }
   $("forget-weights").disabled = !(await store.meta("weights"));
-  await restoreAdapters();
   document.body.dataset.model = "ready";
   return true;
 }
@@ -239,7 +250,7 @@ async function loadWeightsFromFile(file) {
   const problem = app.wasm.weights_header_problem(new Uint8Array(await file.slice(0, 64).arrayBuffer()));
   if (problem) {
     showError(`${file.name}: ${problem}`);
-    setStatus("weights-status", app.model ? `Still using ${app.modelInfo.name}.` : "No weights loaded.");
+    setStatus("weights-status", app.model ? `Still using ${app.model.name}.` : "No weights loaded.");
     return;
   }
   setStatus("weights-status", `Reading ${file.name}…`);
@@ -260,10 +271,10 @@ async function configuredWeightsUrl() {
 }
 
 async function startWeights() {
-  const kept = await store.get("weights");
+  const kept = await store.meta("weights");
   if (kept) {
-    setStatus("weights-status", `Loading the weights kept in this browser (${kept.meta.name})…`);
-    if (await loadWeights(kept.bytes, { name: kept.meta.name, source: "storage", keep: false })) {
+    setStatus("weights-status", `Loading the weights kept in this browser (${kept.name})…`);
+    if (await loadWeights(null, { name: kept.name, source: "storage", keep: false })) {
       document.body.dataset.weightsFrom = "storage";
       return;
     }
@@ -295,18 +306,14 @@ async function forgetWeights() {
 
 async function reloadForSize() {
   const size = Number($("image-size").value);
-  if (!app.model || app.model.image_size() === size) return;
-  if (app.training) {
-    $("image-size").value = String(app.model.image_size());
-    showError("Stop the training before changing the input size: the run uses the loaded model.");
-    return;
-  }
-  const kept = await store.get("weights");
+  // The field is disabled while training runs; the worker refuses a load then too.
+  if (!app.model || app.model.image_size === size) return;
+  const kept = await store.meta("weights");
   if (!kept) {
-    if (app.model) showError("Load the weights again to use the new input size (they were not kept in storage).");
+    showError("Load the weights again to use the new input size (they were not kept in storage).");
     return;
   }
-  await loadWeights(kept.bytes, { name: kept.meta.name, source: "storage", keep: false });
+  await loadWeights(null, { name: kept.name, source: "storage", keep: false });
 }
 
 // ---------------------------------------------------------------- normal images
@@ -404,7 +411,7 @@ export async function synthesizeSet({ count, heldOut, seed, defectsMax }) {
   if (app.normals.length === 0) {
     throw new Error("Add at least one normal image first: pick a sample or drop a board image.");
   }
-  const size = app.model ? app.model.image_size() : Number($("image-size").value) || 256;
+  const size = app.model ? app.model.image_size : Number($("image-size").value) || 256;
   const config = app.wasm.Synthesizer.default_config();
   config.defects_max = Math.max(config.defects_min, defectsMax);
   await clearPairs();
@@ -557,7 +564,7 @@ function setTrainButtons(running) {
   $("train-pause").textContent = "Pause";
 }
 
-function addEpochRow(epoch, meanLoss, metrics, seconds) {
+function addEpochRow({ epoch, meanLoss, metrics, seconds }) {
   const tr = document.createElement("tr");
   const cells = [
     String(epoch),
@@ -574,115 +581,92 @@ function addEpochRow(epoch, meanLoss, metrics, seconds) {
   $("epoch-table").querySelector("tbody").append(tr);
 }
 
-async function keepAdapters(set, what) {
-  app.adapters?.free();
-  app.adapters = set;
+/** Show adapters the worker now uses; `storeError` says why they were not kept. */
+function adaptersInUse(info, what, storeError) {
+  app.adapters = info;
   app.adaptersTrained = true;
   $("download-adapters").disabled = false;
-  const info = set.info();
-  try {
-    const bytes = await set.file();
-    await store.put("adapters", bytes, { epochs: info.epochs, k: info.k }, "the adapters");
-    setStatus("adapters-status", `${what}: K = ${info.k}, ${info.epochs} epochs; kept in this browser.`);
-  } catch (e) {
-    showError(messageOf(e));
+  if (storeError) {
+    showError(storeError);
     setStatus("adapters-status", `${what}: K = ${info.k}, ${info.epochs} epochs (not kept: see the message above).`);
+  } else {
+    setStatus("adapters-status", `${what}: K = ${info.k}, ${info.epochs} epochs; kept in this browser.`);
   }
 }
 
-async function restoreAdapters() {
-  const kept = await store.get("adapters");
-  if (kept) {
-    try {
-      const set = app.wasm.AdapterSet.from_file(app.model, kept.bytes);
-      app.adapters?.free();
-      app.adapters = set;
-      app.adaptersTrained = true;
-      $("download-adapters").disabled = false;
-      const info = set.info();
-      setStatus("adapters-status", `Adapters restored from this browser: K = ${info.k}, ${info.epochs} epochs.`);
-      // The file keeps its run's step losses: the curve comes back with it.
-      drawLossCurve(info.loss_history?.steps ?? []);
-      return;
-    } catch (e) {
-      setStatus(
-        "adapters-status",
-        `The adapters kept in this browser do not fit these weights (${messageOf(e)}); they stay kept until new ones are trained.`,
-      );
-    }
+/** Show what the worker found in storage for a freshly loaded model. */
+function showAdapters({ trained, info, epochTable, problem }) {
+  app.adapters = info;
+  app.adaptersTrained = trained;
+  $("download-adapters").disabled = !trained;
+  if (trained) {
+    setStatus("adapters-status", `Adapters restored from this browser: K = ${info.k}, ${info.epochs} epochs.`);
+    // The file keeps its run's step losses and the storage its epoch table: both come back.
+    drawLossCurve(info.loss_history?.steps ?? []);
+    $("epoch-table").querySelector("tbody").replaceChildren();
+    for (const row of epochTable) addEpochRow(row);
+  } else if (problem) {
+    setStatus(
+      "adapters-status",
+      `The adapters kept in this browser do not fit these weights (${problem}); they stay kept until new ones are trained.`,
+    );
   }
-  app.adapters?.free();
-  app.adapters = app.wasm.AdapterSet.untrained(app.model);
-  app.adaptersTrained = false;
 }
 
 /**
- * Train on the current pairs. Resolves when training ends (finished, stopped, or stopped
- * by an error, which is shown); `maxSteps` ends it early (the kiosk uses that).
+ * Train on the current pairs in the worker. Resolves when training ends (finished,
+ * stopped, or stopped by an error, which is shown); `maxSteps` ends it early (the kiosk
+ * uses that).
  */
 export async function train(settings, { maxSteps = Infinity } = {}) {
   if (!app.model) throw new Error("Load SAM weights first (step 0).");
   if (!app.pairs.some((p) => !p.heldOut)) throw new Error("Synthesize training pairs first (step 2).");
   if (app.segmenting) throw new Error("An image is being segmented: wait for it to finish, then train.");
   if (app.training) throw new Error("Training is already running.");
-  app.run?.free();
-  app.run = null;
-  const run = new app.wasm.TrainingRun(app.model, settings);
-  for (const pair of app.pairs) run.add_pair(pair.image, pair.mask, pair.heldOut);
-  app.run = run;
-  app.training = { paused: false, stopped: false, resume: null };
-  app.longTasks = [];
-  // Kernels are compiled on first use (the first step, evaluation and adapter read-out);
-  // after the first epoch only steady-state work remains.
-  let steadyFrom = Infinity;
-  document.body.dataset.training = "running";
-  $("epoch-table").querySelector("tbody").replaceChildren();
-  setTrainButtons(true);
   const losses = [];
-  drawLossCurve(losses);
-  let epochStarted = performance.now();
+  const stepMs = [];
   let steps = 0;
   let epochsDone = 0;
-  const epochLosses = [];
-  try {
-    for (;;) {
-      if (app.training.stopped) break;
-      if (app.training.paused) {
-        setStatus("train-progress", `Paused after ${steps} steps.`);
-        await new Promise((resolve) => (app.training.resume = resolve));
-        continue;
-      }
-      if (steps >= maxSteps) break;
-      const report = await run.step();
-      if (report.kind === "finished") break;
-      if (report.kind === "not-finite") {
-        showError(
-          `The loss or the adapters became ${report.loss} in epoch ${report.epoch + 1}: training ` +
-            "stopped and the last good adapters are kept. Try a lower learning rate.",
-        );
-        break;
-      }
+  app.training = {
+    paused: false,
+    stopped: false,
+    onStep(report) {
       steps++;
       losses.push(report.loss);
-      epochLosses.push(report.loss);
+      stepMs.push(Math.round(report.ms));
       drawLossCurve(losses);
       setStatus(
         "train-progress",
         `Epoch ${report.epoch + 1} of ${report.epochs}, step ${report.step + 1} of ${report.steps_per_epoch}: ` +
-          `loss ${report.loss.toFixed(5)} (${run.learnable_parameters().toLocaleString("en")} learnable parameters)`,
+          `loss ${report.loss.toFixed(5)} (${report.learnable.toLocaleString("en")} learnable parameters, ` +
+          `${(report.ms / 1000).toFixed(2)} s)`,
       );
       $("train-progress").dataset.losses = JSON.stringify(losses);
-      if (report.epoch_done) {
-        const metrics = await run.evaluate();
-        const mean = epochLosses.reduce((a, b) => a + b, 0) / epochLosses.length;
-        epochLosses.length = 0;
-        epochsDone = report.epoch + 1;
-        addEpochRow(epochsDone, mean, metrics, (performance.now() - epochStarted) / 1000);
-        await keepAdapters(run.adapters(), `Adapters of epoch ${epochsDone}`);
-        epochStarted = performance.now();
-        if (epochsDone === 1) steadyFrom = epochStarted;
-      }
-      await yieldToBrowser();
+      $("train-progress").dataset.stepMs = JSON.stringify(stepMs);
+    },
+    onEpoch({ row, info, storeError }) {
+      epochsDone = row.epoch;
+      addEpochRow(row);
+      adaptersInUse(info, `Adapters of epoch ${row.epoch}`, storeError);
+    },
+    onPaused() {
+      setStatus("train-progress", `Paused after ${steps} steps.`);
+    },
+  };
+  app.longTasks = [];
+  document.body.dataset.training = "running";
+  $("epoch-table").querySelector("tbody").replaceChildren();
+  setTrainButtons(true);
+  drawLossCurve(losses);
+  const pairs = app.pairs.map(({ image, mask, heldOut }) => ({ image, mask, heldOut }));
+  try {
+    const outcome = await app.gpu.call("train", { settings, pairs, maxSteps });
+    if (outcome.notFinite) {
+      const report = outcome.notFinite;
+      showError(
+        `The loss or the adapters became ${report.loss} in epoch ${report.epoch + 1}: training ` +
+          "stopped and the last good adapters are kept. Try a lower learning rate.",
+      );
     }
   } catch (e) {
     showError(`Training failed: ${messageOf(e)}. The adapters of the last finished epoch are kept.`);
@@ -691,18 +675,23 @@ export async function train(settings, { maxSteps = Infinity } = {}) {
     app.training = null;
     document.body.dataset.training = "done";
     const longest = Math.round(Math.max(0, ...app.longTasks.map(([, d]) => d)));
-    const steady = app.longTasks.filter(([start]) => start >= steadyFrom).map(([, d]) => d);
-    const longestSteady = steady.length ? Math.round(Math.max(...steady)) : 0;
     $("train-progress").dataset.longestTaskMs = String(longest);
-    $("train-progress").dataset.longestSteadyTaskMs = String(Number.isFinite(steadyFrom) ? longestSteady : -1);
     const kept = epochsDone > 0 ? `; the adapters of epoch ${epochsDone} are kept` : "";
-    const after = Number.isFinite(steadyFrom) ? `, after the first epoch ${longestSteady} ms` : "";
     setStatus(
       "train-progress",
-      `${steps} steps done${kept}. Longest main-thread task while training: ${longest} ms ` +
-        `(the first epoch compiles the GPU kernels)${after}.`,
+      `${steps} steps done${kept}. Longest task on the page's thread while training: ${longest} ms ` +
+        "(the model runs in a worker).",
     );
   }
+}
+
+/** Events the worker posts: training progress, or a crash outside any call. */
+function workerEvent(event, data) {
+  const t = app.training;
+  if (event === "step") t?.onStep(data);
+  else if (event === "epoch") t?.onEpoch(data);
+  else if (event === "paused") t?.onPaused(data);
+  else if (event === "crash") showError(messageOf(data));
 }
 
 async function startTraining(event) {
@@ -721,24 +710,23 @@ function togglePause() {
   if (!t) return;
   t.paused = !t.paused;
   $("train-pause").textContent = t.paused ? "Resume" : "Pause";
-  if (!t.paused && t.resume) {
-    t.resume();
-    t.resume = null;
-  }
+  app.gpu.call(t.paused ? "pause" : "resume");
 }
 
 function stopTraining() {
-  const t = app.training;
-  if (!t) return;
-  t.stopped = true;
-  if (t.resume) t.resume();
+  if (!app.training) return;
+  app.training.stopped = true;
+  app.gpu.call("stop");
 }
 
 async function downloadAdapters() {
   if (!app.adapters) return;
-  const bytes = await app.adapters.file();
-  const info = app.adapters.info();
-  saveBlob(new Blob([bytes]), `pros-adapters-k${info.k}-e${info.epochs}.safetensors`);
+  try {
+    const { bytes, info } = await app.gpu.call("adapterFile");
+    saveBlob(new Blob([bytes]), `pros-adapters-k${info.k}-e${info.epochs}.safetensors`);
+  } catch (e) {
+    showError(messageOf(e));
+  }
 }
 
 async function uploadAdapters(file) {
@@ -748,10 +736,17 @@ async function uploadAdapters(file) {
     showError("Load SAM weights first (step 0): adapters only fit the weights they were trained on.");
     return;
   }
+  if (app.training) {
+    showError("Training is running: stop it first, then load other adapters.");
+    return;
+  }
   try {
-    const set = app.wasm.AdapterSet.from_file(app.model, new Uint8Array(await file.arrayBuffer()));
-    await keepAdapters(set, `Adapters from ${file.name}`);
-    clearError();
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    const { info, storeError } = await app.gpu.call("adaptersFromFile", { bytes }, [bytes.buffer]);
+    adaptersInUse(info, `Adapters from ${file.name}`, storeError);
+    $("epoch-table").querySelector("tbody").replaceChildren();
+    drawLossCurve(info.loss_history?.steps ?? []);
+    if (!storeError) clearError();
   } catch (e) {
     showError(`${file.name}: ${messageOf(e)}`);
   }
@@ -759,13 +754,15 @@ async function uploadAdapters(file) {
 
 // ---------------------------------------------------------------- segmentation
 
-function renderSegmentation() {
+/** Threshold the last segmentation (in the worker) at the slider's value and show it. */
+async function renderSegmentation() {
   const current = app.segmented;
   if (!current) return;
   const threshold = Number($("threshold").value);
-  const view = current.result.view(threshold, 1);
-  const defects = JSON.parse(view.defects_json);
-  const { width, height } = current.result;
+  const view = await app.gpu.call("view", { threshold });
+  if (app.segmented !== current) return;
+  const defects = view.defects;
+  const { width, height } = current;
 
   const box = $("segment-view");
   for (const old of box.querySelectorAll("img.layer")) URL.revokeObjectURL(old.src);
@@ -774,7 +771,7 @@ function renderSegmentation() {
   const layer = document.createElement("img");
   layer.className = "layer";
   layer.alt = "defect mask";
-  layer.src = pngUrl(view.layer_png);
+  layer.src = pngUrl(view.layer);
   layer.style.opacity = $("opacity").value;
   box.append(layer);
 
@@ -809,7 +806,7 @@ function renderSegmentation() {
   const stem = current.name.replace(/\.[^.]+$/, "");
   const maskLink = $("download-mask");
   if (maskLink.href) URL.revokeObjectURL(maskLink.href);
-  maskLink.href = pngUrl(view.mask_png);
+  maskLink.href = pngUrl(view.mask);
   maskLink.download = `${stem}-mask.png`;
   maskLink.hidden = false;
   const json = JSON.stringify({ image: current.name, width, height, threshold, defects }, null, 2);
@@ -818,8 +815,8 @@ function renderSegmentation() {
   defectsLink.href = URL.createObjectURL(new Blob([json], { type: "application/json" }));
   defectsLink.download = `${stem}-defects.json`;
   defectsLink.hidden = false;
-  view.free();
   box.dataset.defects = String(defects.length);
+  box.dataset.threshold = threshold.toFixed(2);
   $("threshold-value").textContent = threshold.toFixed(2);
   const summary = current.summary;
   if (summary) {
@@ -843,29 +840,28 @@ export async function segment(name, bytes) {
   app.segmenting = true;
   let result;
   try {
-    await yieldToBrowser();
-    result = await app.model.segment(app.adapters, bytes);
+    // The worker gets its own copy; the page keeps `bytes` to show the image.
+    const copy = bytes.slice();
+    result = await app.gpu.call("segment", { bytes: copy }, [copy.buffer]);
   } finally {
     app.segmenting = false;
   }
-  if (app.segmented) {
-    app.segmented.result.free();
-    URL.revokeObjectURL(app.segmented.imageUrl);
-  }
+  if (app.segmented) URL.revokeObjectURL(app.segmented.imageUrl);
   const imageUrl = URL.createObjectURL(new Blob([bytes], { type: imageType(bytes) }));
   const trained = app.adaptersTrained ? "with trained adapters" : "with untrained adapters (plain SAM)";
   const first = app.segmentations === undefined;
   app.segmentations = (app.segmentations ?? 0) + 1;
   const compile = first ? " (the first run includes compiling the GPU kernels)" : "";
   app.segmented = {
-    result,
     name,
     imageUrl,
+    width: result.width,
+    height: result.height,
     summary: {
       head: `${name}, ${result.width}x${result.height}`,
       tail:
-        `${trained}. Image encoder ${result.encoder_ms.toFixed(0)} ms, whole model ` +
-        `${result.total_ms.toFixed(0)} ms, on ${app.backend}${compile}.`,
+        `${trained}. Image encoder ${result.encoderMs.toFixed(0)} ms, whole model ` +
+        `${result.totalMs.toFixed(0)} ms, on ${app.backend}${compile}.`,
     },
   };
   const box = $("segment-view");
@@ -875,9 +871,9 @@ export async function segment(name, bytes) {
   img.alt = name;
   img.src = imageUrl;
   box.append(img);
-  const defects = renderSegmentation();
+  const defects = await renderSegmentation();
   if (params.has("kiosk")) $("segment").scrollIntoView({ behavior: "smooth" });
-  box.dataset.encoderMs = String(result.encoder_ms);
+  box.dataset.encoderMs = String(result.encoderMs);
   document.body.dataset.segmented = String(Number(document.body.dataset.segmented ?? 0) + 1);
   return defects;
 }
@@ -953,18 +949,25 @@ function setUpControls() {
   $("adapters-input").addEventListener("change", (e) => uploadAdapters(e.target.files[0]));
   dropZone($("segment-drop"), (files) => segmentFile(files[0]));
   $("segment-input").addEventListener("change", (e) => segmentFile(e.target.files[0]));
-  let pending = false;
-  $("threshold").addEventListener("input", () => {
-    if (pending) return;
-    pending = true;
-    requestAnimationFrame(() => {
-      pending = false;
+  // Thresholding a large image takes the worker a while: one request at a time, and the
+  // slider's latest value once it answers.
+  let rendering = null;
+  let again = false;
+  $("threshold").addEventListener("input", async () => {
+    if (rendering) {
+      again = true;
+      return;
+    }
+    do {
+      again = false;
+      rendering = renderSegmentation();
       try {
-        renderSegmentation();
+        await rendering;
       } catch (e) {
         showError(messageOf(e));
       }
-    });
+    } while (again);
+    rendering = null;
   });
   $("opacity").addEventListener("input", () => {
     const layer = document.querySelector("#segment-view .layer");
@@ -1001,6 +1004,7 @@ async function offlineShell() {
       if (url.origin === location.origin && !/\.(pth|pt|safetensors)$/.test(url.pathname)) urls.add(url.pathname);
     }
     for (const s of [...NORMAL_SAMPLES, ...DEFECTIVE_SAMPLES]) urls.add(new URL(`samples/${s.file}`, location.href).pathname);
+    urls.add(new URL("./worker.js", import.meta.url).pathname);
     const cache = await caches.open("pcb-pros-shell-v1");
     // Built files have content hashes in their names: one already kept is current, and
     // fetching the 24 MB wasm again on every visit would be waste. The page itself is
@@ -1016,11 +1020,17 @@ async function offlineShell() {
 async function main() {
   app.wasm = window.wasmBindings;
   app.synthesizer = new app.wasm.Synthesizer();
+  app.gpu = new GpuWorker({ onEvent: workerEvent });
   watchCrashes();
   watchLongTasks();
   showEarlierErrors();
   setUpControls();
   drawLossCurve([]);
+  try {
+    await app.gpu.start();
+  } catch (e) {
+    showError(`The page could not start its GPU worker (${messageOf(e)}): reload the page.`);
+  }
   await detectBackend();
   try {
     const size = localStorage.getItem(SIZE_KEY);

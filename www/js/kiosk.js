@@ -24,10 +24,11 @@ function say(text) {
   status.textContent = text;
 }
 
-/** Bytes of wasm memory and of the JavaScript heap (where the browser tells). */
-function memory() {
+/** Bytes of wasm memory (the page's and the GPU worker's) and of the page's JavaScript heap. */
+async function memory() {
   return {
     wasm: app.wasm.wasm_memory_bytes(),
+    worker: await app.gpu.call("memory"),
     js: performance.memory ? performance.memory.usedJSHeapSize : null,
   };
 }
@@ -59,9 +60,7 @@ export async function runKiosk({ dwellMs }) {
         await segment(name, bytes);
         await sleep(dwellMs);
       }
-      app.run?.free();
-      app.run = null;
-      history.push(memory());
+      history.push(await memory());
       document.body.dataset.kioskLoops = String(loop);
       document.body.dataset.kioskMemory = JSON.stringify(history);
     } catch (e) {

@@ -1,5 +1,6 @@
 // What the page keeps across visits, in the browser's Cache API: the SAM weights, the
 // synthetic pairs and the adapters of the last finished epoch. Nothing leaves the browser.
+// The page and its GPU worker (worker.js) both use this module.
 
 const STORE = "pcb-pros-store-v1";
 const META = "x-pcb-pros-meta";
@@ -8,7 +9,8 @@ const META = "x-pcb-pros-meta";
 export class StoreError extends Error {}
 
 const available = () => typeof caches !== "undefined";
-const keyOf = (name) => new URL(`__store/${name}`, location.href).href;
+// Keys beside the page (this file is in js/), the same from the page and from its worker.
+const keyOf = (name) => new URL(`../__store/${name}`, import.meta.url).href;
 
 function explain(e, what) {
   const quota = e && (e.name === "QuotaExceededError" || /quota/i.test(String(e.message)));
