@@ -48,7 +48,11 @@ const poll = setInterval(() => {
   }
 }, 500);
 
-const figures = { weights: name };
+// PROS_VIT_B_CPU=1: burn's CPU backend in the worker's wasm (the page's ?cpu) instead of
+// WebGPU on SwiftShader; PROS_VIT_B_EPOCHS: epochs of one step each (2).
+const cpu = Boolean(process.env.PROS_VIT_B_CPU);
+const epochs = process.env.PROS_VIT_B_EPOCHS ?? "2";
+const figures = { weights: name, backend: cpu ? "cpu" : "webgpu" };
 const context = await launch();
 try {
   const page = await context.newPage();
@@ -57,7 +61,7 @@ try {
     if (/step|evaluate|loaded/.test(m.text())) console.log(`  page: ${m.text()}`);
   });
   let t = Date.now();
-  await page.goto(server.url);
+  await page.goto(cpu ? `${server.url}?cpu` : server.url);
   await page.waitForSelector("body[data-model=ready]", { timeout: 1_800_000 });
   figures.firstVisitReadySeconds = (Date.now() - t) / 1000;
   console.log(`first visit (download + store + load): ${figures.firstVisitReadySeconds} s`);
@@ -80,7 +84,7 @@ try {
   await page.fill("#heldout-count", "0");
   await page.click("#synth-button");
   await page.waitForFunction(() => document.querySelectorAll(".pair").length === 4);
-  await page.fill("#train-epochs", "2");
+  await page.fill("#train-epochs", epochs);
   await page.fill("#train-batch", "4");
   await page.click("#train-start");
   await page.waitForSelector("body[data-training=done]", { timeout: 1_800_000 });
@@ -88,6 +92,13 @@ try {
   figures.stepMs = JSON.parse((await page.$eval("#train-progress", (e) => e.dataset.stepMs)) ?? "[]");
   figures.longestTaskMs = Number(await page.$eval("#train-progress", (e) => e.dataset.longestTaskMs));
   figures.pageWasmMemoryMB = Math.round((await page.evaluate(() => window.wasmBindings.wasm_memory_bytes())) / 1048576);
+  // A real defective board with the adapters just trained.
+  await page.click("#segment-samples .sample:nth-child(2)");
+  await page.waitForFunction(() => /with trained adapters/.test(document.querySelector("#segment-status").textContent), null, {
+    timeout: 1_800_000,
+  });
+  figures.trainedEncoderMs = Number(await page.$eval("#segment-view", (e) => e.dataset.encoderMs));
+  console.log(`segment after training: ${await page.textContent("#segment-status")}`);
   await screenshot(page, "vit-b.png");
   figures.consoleErrors = errors;
 } finally {

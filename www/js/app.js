@@ -441,6 +441,7 @@ export async function synthesizeSet({ count, heldOut, seed, defectsMax }) {
       try {
         await store.put(`pair-${pair.id}-image`, pair.image, {}, "the synthetic pairs");
         await store.put(`pair-${pair.id}-mask`, pair.mask, {}, "the synthetic pairs");
+        await store.put(`pair-${pair.id}-overlay`, overlay, {}, "the synthetic pairs");
       } catch (e) {
         storeError = e;
       }
@@ -489,9 +490,10 @@ async function restorePairs() {
     const image = await store.get(`pair-${meta.id}-image`);
     const mask = await store.get(`pair-${meta.id}-mask`);
     if (!image || !mask) continue;
+    const overlay = await store.get(`pair-${meta.id}-overlay`);
     const pair = { ...meta, image: image.bytes, mask: mask.bytes };
     app.pairs.push(pair);
-    renderPair(pair, null);
+    renderPair(pair, overlay?.bytes);
   }
   setStatus("synth-progress", `${app.pairs.length} pairs restored from this browser's storage.`);
 }
@@ -710,12 +712,15 @@ function togglePause() {
   if (!t) return;
   t.paused = !t.paused;
   $("train-pause").textContent = t.paused ? "Resume" : "Pause";
+  // The step under way finishes first (the first ones also compile the GPU kernels).
+  if (t.paused) setStatus("train-progress", "Pausing after the step under way…");
   app.gpu.call(t.paused ? "pause" : "resume");
 }
 
 function stopTraining() {
   if (!app.training) return;
   app.training.stopped = true;
+  setStatus("train-progress", "Stopping after the step under way…");
   app.gpu.call("stop");
 }
 
@@ -851,7 +856,7 @@ export async function segment(name, bytes) {
   const trained = app.adaptersTrained ? "with trained adapters" : "with untrained adapters (plain SAM)";
   const first = app.segmentations === undefined;
   app.segmentations = (app.segmentations ?? 0) + 1;
-  const compile = first ? " (the first run includes compiling the GPU kernels)" : "";
+  const compile = first && app.backend === "webgpu" ? " (the first run includes compiling the GPU kernels)" : "";
   app.segmented = {
     name,
     imageUrl,

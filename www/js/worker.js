@@ -141,7 +141,10 @@ const ops = {
         if (training.stopped) break;
         if (training.paused) {
           postMessage({ event: "paused", data: { steps } });
+          const pausedAt = performance.now();
           await new Promise((resolve) => (training.resume = resolve));
+          // An epoch's time is the time it trained.
+          epochStarted += performance.now() - pausedAt;
           continue;
         }
         if (steps >= maxSteps) break;
