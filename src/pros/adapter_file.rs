@@ -26,7 +26,10 @@ use super::ProsError;
 use super::adapter::{Adapter, AdapterConfig, Adapters, TrainableLinear};
 use super::train::LossHistory;
 use crate::sam::SamConfig;
-use crate::weights::{Checkpoint, NamedTensor, StoreDType, read_metadata, write_safetensors};
+use crate::weights::{
+    Checkpoint, NamedTensor, StoreDType, WeightsFormat, format_of, looks_like, read_metadata,
+    write_safetensors,
+};
 
 /// Metadata key under which everything is stored, as one JSON document.
 pub const METADATA_KEY: &str = "pros";
@@ -203,6 +206,23 @@ pub async fn to_bytes_async(
 
 /// Read only the metadata of an adapter file.
 pub fn read_adapter_metadata(bytes: &[u8]) -> Result<AdapterMetadata, ProsError> {
+    // Name what adapter files are before any detail of the weights formats.
+    let what = "adapter files are the .safetensors files that `pros train` and the page's \
+                Download adapters write";
+    match format_of(bytes) {
+        Ok(WeightsFormat::Safetensors) => {}
+        Ok(WeightsFormat::PyTorch) => {
+            return Err(ProsError::AdapterFile(format!(
+                "this is a PyTorch checkpoint (SAM weights?), not adapters; {what}"
+            )));
+        }
+        Err(_) => {
+            return Err(ProsError::AdapterFile(format!(
+                "this is not an adapter file: it is {}; {what}",
+                looks_like(bytes)
+            )));
+        }
+    }
     let map = read_metadata(bytes).map_err(|e| ProsError::AdapterFile(e.to_string()))?;
     let json = map.get(METADATA_KEY).ok_or_else(|| {
         ProsError::AdapterFile(format!(
@@ -457,6 +477,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("not a PROS adapter file"), "{error}");
+
+        // Files of other kinds are named as such, with what adapter files are.
+        let refused = |bytes: &[u8]| {
+            from_bytes(bytes, &sam_config, &sha, None, &device)
+                .unwrap_err()
+                .to_string()
+        };
+        let error = refused(b"");
+        assert!(
+            error.contains("not an adapter file: it is empty"),
+            "{error}"
+        );
+        assert!(
+            error.contains(".safetensors files that `pros train`"),
+            "{error}"
+        );
+        assert!(!error.contains("sam_vit_b"), "{error}");
+        let error = refused(b"\xff\xd8\xff\xe0 a JPEG, not adapters");
+        assert!(error.contains("a JPEG image"), "{error}");
+        let error = refused(b"PK\x03\x04 a zip as torch.save writes");
+        assert!(
+            error.contains("PyTorch checkpoint (SAM weights?)"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -117,6 +117,12 @@ pub fn format_of(first_bytes: &[u8]) -> Result<WeightsFormat, WeightsError> {
     sniff::sniff(first_bytes)
 }
 
+/// What a file that is no weights file looks like, judged by its first bytes ("a JPEG
+/// image", "empty (0 bytes)", ...), for messages about other files of the same formats.
+pub fn looks_like(first_bytes: &[u8]) -> String {
+    sniff::describe(first_bytes)
+}
+
 /// An index of the tensors in a weights file, borrowing its bytes.
 #[derive(Debug)]
 pub struct Checkpoint<'a> {

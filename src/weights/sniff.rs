@@ -44,7 +44,7 @@ pub(super) fn sniff(bytes: &[u8]) -> Result<WeightsFormat, WeightsError> {
 }
 
 /// What a file that is not weights looks like, judged by its first bytes.
-fn describe(bytes: &[u8]) -> String {
+pub(super) fn describe(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(&bytes[..bytes.len().min(64)]).to_ascii_lowercase();
     let text = text.trim_start();
     let known = if bytes.is_empty() {
