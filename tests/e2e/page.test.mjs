@@ -156,6 +156,14 @@ test("a wrong weights file gets its error and nothing made is lost", async () =>
   assert.match(message, /^sam_vit_b\.pth: .*JPEG/, message);
   assert.match(await page.textContent("#weights-status"), /Still using tiny/);
   assert.equal(await page.$$eval(".pair", (r) => r.length), 10, "the pairs are still there");
+  // A JPEG given as adapters is named as such; the restored adapters stay.
+  await page.setInputFiles("#adapters-input", {
+    name: "adapters.safetensors",
+    mimeType: "application/octet-stream",
+    buffer: await readFile(join(root, "www/samples/deeppcb-12000001-normal.jpg")),
+  });
+  await page.waitForFunction(() => /not an adapter file: it is a JPEG image/.test(document.querySelector("#error").textContent));
+  assert.match(await page.textContent("#adapters-status"), /restored from this browser: K = 1, 3 epochs/);
   // A seed beyond what JavaScript counts exactly is named, and no pair is made or lost.
   await page.fill("#seed", "1e30");
   await page.click("#synth-button");

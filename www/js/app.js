@@ -59,15 +59,33 @@ export function messageOf(e) {
   return text;
 }
 
-export function showError(message) {
+/**
+ * Show `message`. With `until` ("training" or "segmenting"), it is a refusal while that
+ * work runs: it goes away by itself when the work ends, and is not kept for a reload.
+ */
+export function showError(message, until = "") {
   const box = $("error");
   box.textContent = message;
   box.hidden = false;
-  store.rememberError(message);
+  box.dataset.until = until;
+  if (!until) store.rememberError(message);
 }
 
 export function clearError() {
   $("error").hidden = true;
+}
+
+/** A refusal because `until` ("training", "segmenting") is running. */
+class BusyError extends Error {
+  constructor(message, until) {
+    super(message);
+    this.until = until;
+  }
+}
+
+/** `work` has ended: its refusals no longer hold. */
+function workEnded(work) {
+  if ($("error").dataset.until === work) clearError();
 }
 
 function showEarlierErrors() {
@@ -243,7 +261,7 @@ export async function loadWeights(bytes, { name, source, keep }) {
 async function loadWeightsFromFile(file) {
   if (!file) return;
   if (app.training) {
-    showError("Stop the training before loading other weights: the run uses the loaded model.");
+    showError("Stop the training before loading other weights: the run uses the loaded model.", "training");
     return;
   }
   // Check the first bytes before copying a possibly huge file into memory.
@@ -623,8 +641,16 @@ function showAdapters({ trained, info, epochTable, problem }) {
 export async function train(settings, { maxSteps = Infinity } = {}) {
   if (!app.model) throw new Error("Load SAM weights first (step 0).");
   if (!app.pairs.some((p) => !p.heldOut)) throw new Error("Synthesize training pairs first (step 2).");
-  if (app.segmenting) throw new Error("An image is being segmented: wait for it to finish, then train.");
-  if (app.training) throw new Error("Training is already running.");
+  if (app.segmenting) throw new BusyError("An image is being segmented: wait for it to finish, then train.", "segmenting");
+  if (app.training) throw new BusyError("Training is already running.", "training");
+  const size = app.model.image_size;
+  const other = app.pairs.find((p) => p.width !== size);
+  if (other) {
+    throw new Error(
+      `The pairs were made at ${other.width}x${other.width} and the model now takes ${size}x${size}: ` +
+        "synthesize them again (step 2), or set the input size back.",
+    );
+  }
   const losses = [];
   const stepMs = [];
   let steps = 0;
@@ -675,6 +701,7 @@ export async function train(settings, { maxSteps = Infinity } = {}) {
   } finally {
     setTrainButtons(false);
     app.training = null;
+    workEnded("training");
     document.body.dataset.training = "done";
     const longest = Math.round(Math.max(0, ...app.longTasks.map(([, d]) => d)));
     $("train-progress").dataset.longestTaskMs = String(longest);
@@ -702,8 +729,9 @@ async function startTraining(event) {
   try {
     await train(trainSettings());
   } catch (e) {
-    showError(messageOf(e));
-    setTrainButtons(false);
+    showError(messageOf(e), e.until);
+    // A refusal because a run is under way leaves that run's controls as they are.
+    if (!app.training) setTrainButtons(false);
   }
 }
 
@@ -742,7 +770,7 @@ async function uploadAdapters(file) {
     return;
   }
   if (app.training) {
-    showError("Training is running: stop it first, then load other adapters.");
+    showError("Training is running: stop it first, then load other adapters.", "training");
     return;
   }
   try {
@@ -838,9 +866,10 @@ function plural(n, word) {
 export async function segment(name, bytes) {
   if (!app.model) throw new Error("Load SAM weights first (step 0).");
   if (app.training) {
-    throw new Error("Training is running on the same GPU model: stop it (or let it finish), then segment.");
+    throw new BusyError("Training is running on the same GPU model: stop it (or let it finish), then segment.", "training");
   }
-  if (app.segmenting) throw new Error("An image is being segmented: wait for it to finish.");
+  if (app.segmenting) throw new BusyError("An image is being segmented: wait for it to finish.", "segmenting");
+  const before = $("segment-status").textContent;
   setStatus("segment-status", `Segmenting ${name} on ${app.backend}…`);
   app.segmenting = true;
   let result;
@@ -848,8 +877,13 @@ export async function segment(name, bytes) {
     // The worker gets its own copy; the page keeps `bytes` to show the image.
     const copy = bytes.slice();
     result = await app.gpu.call("segment", { bytes: copy }, [copy.buffer]);
+  } catch (e) {
+    // The last result stays on screen with its caption.
+    setStatus("segment-status", before);
+    throw e;
   } finally {
     app.segmenting = false;
+    workEnded("segmenting");
   }
   if (app.segmented) URL.revokeObjectURL(app.segmented.imageUrl);
   const imageUrl = URL.createObjectURL(new Blob([bytes], { type: imageType(bytes) }));
@@ -889,8 +923,7 @@ async function segmentFile(file) {
   try {
     await segment(file.name, new Uint8Array(await file.arrayBuffer()));
   } catch (e) {
-    showError(`${file.name}: ${messageOf(e)}`);
-    setStatus("segment-status", "");
+    showError(`${file.name}: ${messageOf(e)}`, e.until);
   }
 }
 
@@ -934,7 +967,7 @@ function setUpControls() {
         try {
           await segment(sample.file, await fetchSample(sample.file));
         } catch (e) {
-          showError(messageOf(e));
+          showError(messageOf(e), e.until);
         }
       }),
     );
@@ -959,6 +992,7 @@ function setUpControls() {
   let rendering = null;
   let again = false;
   $("threshold").addEventListener("input", async () => {
+    $("threshold-value").textContent = Number($("threshold").value).toFixed(2);
     if (rendering) {
       again = true;
       return;
