@@ -30,9 +30,13 @@ if [ -n "$weights" ]; then
   printf '{ "weights": "weights/%s" }\n' "$name" > dist/config.json
   echo "The page loads weights/$name by itself."
 fi
-# When the server stops, dist/ goes back to serving no weights: a later server of dist/
-# must not load these by itself.
-trap 'rm -rf dist/weights; cp www/config.json dist/config.json' EXIT
 echo
 echo "Serving the page at http://127.0.0.1:8080/ (Ctrl-C to stop)"
-python3 -m http.server 8080 --bind 127.0.0.1 --directory dist
+python3 -m http.server 8080 --bind 127.0.0.1 --directory dist &
+server=$!
+# When the server stops (Ctrl-C, kill), dist/ goes back to serving no weights: a later
+# server of dist/ must not load these by itself.
+trap 'kill "$server" 2>/dev/null; rm -rf dist/weights; cp www/config.json dist/config.json' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+wait "$server"
