@@ -87,7 +87,14 @@ try {
   await page.fill("#train-epochs", epochs);
   await page.fill("#train-batch", "4");
   await page.click("#train-start");
-  await page.waitForSelector("body[data-training=done]", { timeout: 1_800_000 });
+  // Progress as it comes, so that a run stopped early still tells how far it got.
+  let shown = "";
+  const progress = setInterval(async () => {
+    const text = await page.textContent("#train-progress").catch(() => "");
+    if (text && text !== shown) console.log(`  ${((Date.now() - t) / 1000).toFixed(0)} s: ${(shown = text)}`);
+  }, 10_000);
+  t = Date.now();
+  await page.waitForSelector("body[data-training=done]", { timeout: 1_800_000 }).finally(() => clearInterval(progress));
   // Each step as the worker timed it; the longest task on the page's own thread.
   figures.stepMs = JSON.parse((await page.$eval("#train-progress", (e) => e.dataset.stepMs)) ?? "[]");
   figures.longestTaskMs = Number(await page.$eval("#train-progress", (e) => e.dataset.longestTaskMs));
