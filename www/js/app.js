@@ -38,7 +38,7 @@ export const app = {
   pairs: [], // { id, name, seed, heldOut, width, defects, fingerprint, image, mask }
   adapters: null, // { k, epochs, ... } of the adapters in use
   adaptersTrained: false,
-  training: null, // { paused, stopped, onStep, onEpoch, onPaused }
+  training: null, // { paused, onStep, onEpoch, onPaused }
   segmented: null, // { name, imageUrl, width, height, summary }
   longTasks: [], // [start ms, duration ms] while training
 };
@@ -657,7 +657,6 @@ export async function train(settings, { maxSteps = Infinity } = {}) {
   let epochsDone = 0;
   app.training = {
     paused: false,
-    stopped: false,
     onStep(report) {
       steps++;
       losses.push(report.loss);
@@ -747,7 +746,6 @@ function togglePause() {
 
 function stopTraining() {
   if (!app.training) return;
-  app.training.stopped = true;
   setStatus("train-progress", "Stopping after the step under way…");
   app.gpu.call("stop");
 }

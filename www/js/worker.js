@@ -18,6 +18,12 @@ let training = null; // { paused, stopped, resume }
 
 const yieldNow = () => new Promise((resolve) => setTimeout(resolve, 0));
 
+/** A paused run goes on to look at its flags again. */
+function wake() {
+  training?.resume?.();
+  if (training) training.resume = null;
+}
+
 function requireModel() {
   if (!model) throw new Error("Load SAM weights first (step 0).");
   return model;
@@ -104,8 +110,6 @@ const ops = {
     return { ...loaded, name: kept.meta.name };
   },
 
-  restoreAdapters,
-
   /** Adapters from a file the visitor picked; kept in storage when they fit. */
   async adaptersFromFile({ bytes }) {
     const set = wasm.AdapterSet.from_file(requireModel(), bytes);
@@ -121,7 +125,8 @@ const ops = {
   /**
    * Train on `pairs` ({ image, mask, heldOut }) with `settings`; posts a "step" event per
    * step and an "epoch" event per finished epoch (after its held-out dice and storing its
-   * adapters). Resolves to `{ steps, epochsDone, notFinite }` when the run ends.
+   * adapters). Resolves to `{ notFinite }` when the run ends: the report of a step whose
+   * loss or adapters were not finite, or null.
    */
   async train({ settings, pairs, maxSteps }) {
     requireModel();
@@ -135,7 +140,6 @@ const ops = {
       const epochLosses = [];
       let epochStarted = performance.now();
       let steps = 0;
-      let epochsDone = 0;
       let notFinite = null;
       for (;;) {
         if (training.stopped) break;
@@ -162,8 +166,7 @@ const ops = {
           const metrics = await run.evaluate();
           const meanLoss = epochLosses.reduce((a, b) => a + b, 0) / epochLosses.length;
           epochLosses.length = 0;
-          epochsDone = report.epoch + 1;
-          const row = { epoch: epochsDone, meanLoss, metrics, seconds: (performance.now() - epochStarted) / 1000 };
+          const row = { epoch: report.epoch + 1, meanLoss, metrics, seconds: (performance.now() - epochStarted) / 1000 };
           epochTable.push(row);
           setAdapters(run.adapters());
           const storeError = await keepAdapters(epochTable);
@@ -173,7 +176,7 @@ const ops = {
         // Let pause and stop messages in between steps.
         await yieldNow();
       }
-      return { steps, epochsDone, notFinite };
+      return { notFinite };
     } finally {
       run.free();
       training = null;
@@ -186,20 +189,14 @@ const ops = {
   },
 
   resume() {
-    if (training) {
-      training.paused = false;
-      training.resume?.();
-      training.resume = null;
-    }
+    if (training) training.paused = false;
+    wake();
     return null;
   },
 
   stop() {
-    if (training) {
-      training.stopped = true;
-      training.resume?.();
-      training.resume = null;
-    }
+    if (training) training.stopped = true;
+    wake();
     return null;
   },
 
