@@ -5,6 +5,7 @@ import { createServer } from "node:http";
 import { readFile, mkdir, mkdtemp } from "node:fs/promises";
 import { extname, join, normalize, resolve } from "node:path";
 import { tmpdir } from "node:os";
+import { before, after } from "node:test";
 import { chromium } from "playwright-core";
 
 export const root = resolve(import.meta.dirname, "../..");
@@ -109,4 +110,37 @@ export async function screenshot(page, name) {
   const path = join(artifacts, name);
   await page.screenshot({ path, fullPage: true });
   return path;
+}
+
+/**
+ * The set-up every page test file shares: before its tests, serve dist/ and start Chromium
+ * with WebGPU; after them, close both (then run `finish`, if given). The returned object's
+ * `server` and `context` are set once the tests run.
+ */
+export function pageUnderTest({ finish } = {}) {
+  const shared = { server: undefined, context: undefined };
+  before(async () => {
+    shared.server = await serveDist();
+    shared.context = await launch();
+  });
+  after(async () => {
+    await shared.context?.close();
+    await shared.server?.close();
+    await finish?.();
+  });
+  return shared;
+}
+
+/**
+ * Open `url` in a new tab of `context`, watching its errors and any request that leaves its
+ * origin; unless `ready` is false, wait until the page says it is ready.
+ */
+export async function openPage(context, url, { ready = true } = {}) {
+  const page = await context.newPage();
+  const errors = watchErrors(page);
+  const foreign = watchForeignRequests(page, new URL(url).origin);
+  const started = Date.now();
+  await page.goto(url);
+  if (ready) await page.waitForSelector("body[data-ready=true]", { timeout: 120_000 });
+  return { page, errors, foreign, started };
 }

@@ -3,49 +3,23 @@
 // train adapters, segment a real defective DeepPCB board; then reload, go offline, fall back
 // to the CPU, refuse a wrong weights file, and run the kiosk. Screenshots go to scratch/e2e/.
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { readFile, writeFile } from "node:fs/promises";
-import {
-  root,
-  artifacts,
-  serveDist,
-  launch,
-  watchErrors,
-  watchForeignRequests,
-  screenshot,
-} from "./harness.mjs";
+import { root, artifacts, serveDist, launch, pageUnderTest, openPage as open, screenshot } from "./harness.mjs";
 
 const WEIGHTS = join(root, "tests/fixtures/sam/tiny_pad.pth");
 const BOARD = join(root, "www/samples/deeppcb-20085295-normal.jpg");
 const SIZE = "128"; // the tiny model's weights are made at 96 px; 128 resamples them
 const figures = {};
 
-let server;
-let context;
-
-before(async () => {
-  server = await serveDist();
-  context = await launch();
+const shared = pageUnderTest({
+  finish: async () => {
+    await writeFile(join(artifacts, "page-figures.json"), JSON.stringify(figures, null, 2) + "\n");
+    console.log(`figures: ${JSON.stringify(figures)}`);
+  },
 });
-
-after(async () => {
-  await context?.close();
-  await server?.close();
-  await writeFile(join(artifacts, "page-figures.json"), JSON.stringify(figures, null, 2) + "\n");
-  console.log(`figures: ${JSON.stringify(figures)}`);
-});
-
-async function open(ctx, url, { ready = true } = {}) {
-  const page = await ctx.newPage();
-  const errors = watchErrors(page);
-  const foreign = watchForeignRequests(page, new URL(url).origin);
-  const started = Date.now();
-  await page.goto(url);
-  if (ready) await page.waitForSelector("body[data-ready=true]", { timeout: 120_000 });
-  return { page, errors, foreign, started };
-}
 
 async function loadWeights(page, file = WEIGHTS) {
   await page.fill("#image-size", SIZE);
@@ -54,7 +28,7 @@ async function loadWeights(page, file = WEIGHTS) {
 }
 
 test("a visitor loads SAM, synthesizes pairs, trains adapters and segments a real board", async () => {
-  const { page, errors, foreign } = await open(context, server.url);
+  const { page, errors, foreign } = await open(shared.context, shared.server.url);
   const csp = await page.$eval('meta[http-equiv="Content-Security-Policy"]', (m) => m.content);
   assert.match(csp, /default-src 'self'/);
   assert.match(csp, /script-src 'self' 'wasm-unsafe-eval' 'sha256-/);
@@ -117,7 +91,7 @@ test("a visitor loads SAM, synthesizes pairs, trains adapters and segments a rea
 });
 
 test("after a reload the weights, pairs and adapters come from browser storage, also offline", async () => {
-  const { page, errors, started } = await open(context, server.url);
+  const { page, errors, started } = await open(shared.context, shared.server.url);
   await page.waitForSelector("body[data-model=ready]", { timeout: 120_000 });
   figures.reloadToReadySeconds = (Date.now() - started) / 1000;
   assert.equal(await page.$eval("body", (b) => b.dataset.weightsFrom), "storage");
@@ -129,7 +103,7 @@ test("after a reload the weights, pairs and adapters come from browser storage, 
   for (const dice of rows) assert.match(dice, /^\d\.\d{4}$/);
   await page.waitForSelector("body[data-offline=ready]", { timeout: 30_000 });
 
-  await context.setOffline(true);
+  await shared.context.setOffline(true);
   try {
     await page.reload();
     await page.waitForSelector("body[data-model=ready]", { timeout: 120_000 });
@@ -137,14 +111,14 @@ test("after a reload the weights, pairs and adapters come from browser storage, 
     await page.waitForSelector("#segment-view[data-defects]", { timeout: 120_000 });
     await screenshot(page, "page-offline.png");
   } finally {
-    await context.setOffline(false);
+    await shared.context.setOffline(false);
   }
   assert.deepEqual(errors, []);
   await page.close();
 });
 
 test("a wrong weights file gets its error and nothing made is lost", async () => {
-  const { page } = await open(context, server.url);
+  const { page } = await open(shared.context, shared.server.url);
   await page.waitForSelector("body[data-model=ready]", { timeout: 120_000 });
   await page.setInputFiles("#weights-input", {
     name: "sam_vit_b.pth",
@@ -187,7 +161,7 @@ test("a wrong weights file gets its error and nothing made is lost", async () =>
 test("without WebGPU the page runs SAM on the CPU and says so", async () => {
   const plain = await launch({ webgpu: false });
   try {
-    const { page, errors } = await open(plain, server.url);
+    const { page, errors } = await open(plain, shared.server.url);
     assert.equal(await page.$eval("body", (b) => b.dataset.backend), "cpu");
     assert.match(await page.textContent("#gpu-status"), /WebGPU unavailable.*CPU/);
     await loadWeights(page);

@@ -1,29 +1,15 @@
 // The first page, driven as a visitor would: upload a real board, synthesize pairs, see them.
 
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { writeFile } from "node:fs/promises";
-import { root, serveDist, launch, watchErrors, screenshot } from "./harness.mjs";
+import { root, launch, pageUnderTest, openPage, screenshot } from "./harness.mjs";
 
-let server;
-let context;
-
-before(async () => {
-  server = await serveDist();
-  context = await launch();
-});
-
-after(async () => {
-  await context?.close();
-  await server?.close();
-});
+const shared = pageUnderTest();
 
 test("a visitor turns an uploaded board into synthetic pairs", async () => {
-  const page = await context.newPage();
-  const errors = watchErrors(page);
-  await page.goto(server.url);
-  await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
+  const { page, errors, foreign } = await openPage(shared.context, shared.server.url);
 
   await page.setInputFiles("#file-input", join(root, "www/samples/deeppcb-20085295-normal.jpg"));
   await page.waitForSelector("#normal-list li");
@@ -75,13 +61,12 @@ test("a visitor turns an uploaded board into synthetic pairs", async () => {
   await writeFile(join(root, "scratch", "e2e", "synthesize.txt"), `${gpu}\n${JSON.stringify(pairs, null, 2)}\n`);
   console.log(`screenshot: ${shot}`);
   assert.deepEqual(errors, []);
+  assert.deepEqual(foreign, [], "no request leaves the page's origin");
   await page.close();
 });
 
 test("a file that is no image gets a clear error and keeps the page usable", async () => {
-  const page = await context.newPage();
-  await page.goto(server.url);
-  await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
+  const { page } = await openPage(shared.context, shared.server.url);
   await page.setInputFiles("#file-input", {
     name: "notes.png",
     mimeType: "image/png",
@@ -99,9 +84,7 @@ test("a file that is no image gets a clear error and keeps the page usable", asy
 test("without WebGPU the page says so and still synthesizes", async () => {
   const plain = await launch({ webgpu: false });
   try {
-    const page = await plain.newPage();
-    await page.goto(server.url);
-    await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
+    const { page } = await openPage(plain, shared.server.url);
     await page.waitForFunction(() => !/Checking/.test(document.querySelector("#gpu-status").textContent));
     assert.match(await page.textContent("#gpu-status"), /WebGPU unavailable/);
     await page.click(".sample");
