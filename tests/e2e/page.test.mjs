@@ -96,6 +96,8 @@ test("after a reload the weights, pairs and adapters come from browser storage, 
   figures.reloadToReadySeconds = (Date.now() - started) / 1000;
   assert.equal(await page.$eval("body", (b) => b.dataset.weightsFrom), "storage");
   assert.equal(await page.$$eval(".pair", (r) => r.length), 10);
+  const boards = await page.$$eval("#normal-list li", (lis) => lis.map((li) => li.textContent));
+  assert.deepEqual(boards, ["deeppcb-20085295-normal.jpg"], "the uploaded board comes back");
   assert.match(await page.textContent("#adapters-status"), /restored from this browser: K = 1, 3 epochs/);
   assert.equal(await page.$eval("#loss-curve", (c) => c.dataset.steps), "3", "the loss curve comes back");
   const rows = await page.$$eval("#epoch-table tbody tr", (trs) => trs.map((tr) => tr.cells[2].textContent));

@@ -65,6 +65,26 @@ test("a visitor turns an uploaded board into synthetic pairs", async () => {
   await page.close();
 });
 
+test("the board list comes back after a reload until cleared", async () => {
+  const { page, errors } = await openPage(shared.context, shared.server.url);
+  const names = await page.$$eval("#normal-list li", (lis) => lis.map((li) => li.textContent));
+  assert.deepEqual(names, ["deeppcb-20085295-normal.jpg"], "the board the first test uploaded");
+  await page.fill("#pair-count", "1");
+  await page.fill("#heldout-count", "0");
+  await page.click("#synth-button");
+  await page.waitForFunction(() => /1 pairs? \(0 held out\)/.test(document.querySelector("#synth-progress").textContent), null, {
+    timeout: 60_000,
+  });
+  await page.click("#clear-normals");
+  assert.equal(await page.$$eval("#normal-list li", (lis) => lis.length), 0);
+  assert.ok(await page.$eval("#clear-normals", (b) => b.disabled));
+  await page.reload();
+  await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
+  assert.equal(await page.$$eval("#normal-list li", (lis) => lis.length), 0, "cleared for good");
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test("a file that is no image gets a clear error and keeps the page usable", async () => {
   const { page } = await openPage(shared.context, shared.server.url);
   await page.setInputFiles("#file-input", {

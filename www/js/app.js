@@ -35,6 +35,7 @@ export const app = {
   model: null, // { name, image_size, encoder_width, encoder_depth, sha256, backend }
   synthesizer: null,
   normals: [], // { name, index }
+  synthesizing: false,
   pairs: [], // { id, name, seed, heldOut, width, defects, fingerprint, image, mask }
   adapters: null, // { k, epochs, ... } of the adapters in use
   adaptersTrained: false,
@@ -336,20 +337,38 @@ async function reloadForSize() {
 
 // ---------------------------------------------------------------- normal images
 
-export async function addNormal(name, bytes) {
+/**
+ * Add a defect-free board to the synthesizer's list. Unless `keptAs` names the storage entry
+ * it came from, the board is also kept in this browser, so that the list comes back after a
+ * reload; a storage refusal is shown and the board stays for this visit.
+ */
+export async function addNormal(name, bytes, { keptAs = null } = {}) {
+  let index;
   try {
-    const index = app.synthesizer.add_image(bytes, MAX_SIDE);
-    app.normals.push({ name, index });
-    const li = document.createElement("li");
-    li.textContent = name;
-    li.dataset.index = String(index);
-    $("normal-list").append(li);
-    clearError();
-    return true;
+    index = app.synthesizer.add_image(bytes, MAX_SIDE);
   } catch (e) {
-    showError(`${name}: ${messageOf(e)}`);
+    const restored = keptAs ? " (kept in this browser: click Clear boards and add it again)" : "";
+    if (keptAs) $("clear-normals").disabled = false;
+    showError(`${name}${restored}: ${messageOf(e)}`);
     return false;
   }
+  app.normals.push({ name, index });
+  const li = document.createElement("li");
+  li.textContent = name;
+  li.dataset.index = String(index);
+  $("normal-list").append(li);
+  $("clear-normals").disabled = false;
+  if (!keptAs) {
+    clearError();
+    // Zero-padded time first: the storage's names sort in the order the boards were added.
+    const key = `normal-${String(Date.now()).padStart(15, "0")}-${String(index).padStart(6, "0")}`;
+    try {
+      await store.put(key, bytes, { name }, `the board ${name}`);
+    } catch (e) {
+      showError(`${messageOf(e)} (${name} is in the list for this visit only.)`);
+    }
+  }
+  return true;
 }
 
 async function addFiles(files) {
@@ -357,6 +376,29 @@ async function addFiles(files) {
     await addNormal(file.name, new Uint8Array(await file.arrayBuffer()));
     await yieldToBrowser();
   }
+}
+
+/** The boards kept in this browser, in the order they were added. */
+async function restoreNormals() {
+  const keys = (await store.names("normal-")).sort();
+  for (const key of keys) {
+    const kept = await store.get(key);
+    if (kept) await addNormal(kept.meta.name ?? key, kept.bytes, { keptAs: key });
+    await yieldToBrowser();
+  }
+}
+
+/** Empty the board list, here and in storage; the pairs made from them stay. */
+export async function clearNormals() {
+  if (app.synthesizing) {
+    showError("Pairs are being made from these boards: clear them once that ends.", "synthesizing");
+    return;
+  }
+  app.synthesizer.clear();
+  app.normals = [];
+  $("normal-list").replaceChildren();
+  $("clear-normals").disabled = true;
+  for (const key of await store.names("normal-")) await store.remove(key);
 }
 
 export async function fetchSample(file) {
@@ -425,7 +467,17 @@ export async function clearPairs() {
 }
 
 /** Synthesize `count` training pairs plus `heldOut` held-out ones, replacing the old set. */
-export async function synthesizeSet({ count, heldOut, seed, defectsMax }) {
+export async function synthesizeSet(settings) {
+  app.synthesizing = true;
+  try {
+    await makeSet(settings);
+  } finally {
+    app.synthesizing = false;
+    workEnded("synthesizing");
+  }
+}
+
+async function makeSet({ count, heldOut, seed, defectsMax }) {
   if (app.normals.length === 0) {
     throw new Error("Add at least one normal image first: pick a sample or drop a board image.");
   }
@@ -972,6 +1024,7 @@ function setUpControls() {
   }
   dropZone($("dropzone"), addFiles);
   $("file-input").addEventListener("change", (e) => addFiles(e.target.files));
+  $("clear-normals").addEventListener("click", clearNormals);
   dropZone($("weights-drop"), (files) => loadWeightsFromFile(files[0]));
   $("weights-input").addEventListener("change", (e) => loadWeightsFromFile(e.target.files[0]));
   $("forget-weights").addEventListener("click", forgetWeights);
@@ -1074,6 +1127,14 @@ async function main() {
     if (size) $("image-size").value = size;
   } catch {
     // storage off
+  }
+  try {
+    await restoreNormals();
+  } catch (e) {
+    showError(
+      `The boards kept in this browser could not be read (${messageOf(e)}): ` +
+        "click Clear boards and add them again.",
+    );
   }
   try {
     await restorePairs();
