@@ -26,14 +26,14 @@ try {
       timeout: 600_000,
     });
     const memory = JSON.parse(await page.$eval("body", (b) => b.dataset.kioskMemory));
-    for (; seen < memory.length && seen < loops; seen++) {
-      const m = memory[seen];
+    for (const m of memory.filter((m) => m.loop > seen && m.loop <= loops)) {
       const mb = (x) => (x === null ? "n/a" : (x / 1048576).toFixed(2));
       console.log(
-        `loop ${String(seen + 1).padStart(2)}: wasm ${mb(m.wasm)} MB, worker wasm ${mb(m.worker)} MB, ` +
+        `loop ${String(m.loop).padStart(2)}: wasm ${mb(m.wasm)} MB, worker wasm ${mb(m.worker)} MB, ` +
           `JS heap ${mb(m.js)} MB, ` +
           `${((Date.now() - started) / 1000).toFixed(0)} s`,
       );
+      seen = m.loop;
     }
   }
   const kioskErrors = await page.$eval("body", (b) => b.dataset.kioskErrors ?? "0");

@@ -193,6 +193,7 @@ test("the kiosk loads deployed weights by itself and completes two loops", async
     assert.ok(deployed.requests.includes("/weights/tiny_pad.pth"));
     const memory = JSON.parse(await page.$eval("body", (b) => b.dataset.kioskMemory));
     figures.kioskMemory = memory;
+    assert.deepEqual(memory.slice(0, 2).map((m) => m.loop), [1, 2], "memory read after every loop");
     assert.equal(await page.$eval("body", (b) => b.dataset.kioskErrors ?? "0"), "0");
     await screenshot(page, "page-kiosk.png");
     assert.deepEqual(errors, []);

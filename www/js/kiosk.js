@@ -43,8 +43,29 @@ async function waitForModel() {
   }
 }
 
+// Memory figures kept: the first loop's and the latest ones, so that a kiosk running for days
+// keeps a bounded history.
+const HISTORY = 200;
+
+/**
+ * Browsers go full screen only on a visitor's gesture: the first tap anywhere asks for it.
+ * A kiosk browser started with `--kiosk` is full screen from the start.
+ */
+function fullScreenOnFirstTap() {
+  const root = document.documentElement;
+  if (!root.requestFullscreen) return;
+  addEventListener(
+    "pointerdown",
+    () => {
+      if (!document.fullscreenElement) root.requestFullscreen().catch(() => {});
+    },
+    { once: true },
+  );
+}
+
 export async function runKiosk({ dwellMs }) {
   document.body.classList.add("kiosk");
+  fullScreenOnFirstTap();
   const samples = await Promise.all(DEFECTIVE_SAMPLES.map(async (s) => [s.file, await fetchSample(s.file)]));
   const history = [];
   for (let loop = 1; ; loop++) {
@@ -60,7 +81,8 @@ export async function runKiosk({ dwellMs }) {
         await segment(name, bytes);
         await sleep(dwellMs);
       }
-      history.push(await memory());
+      history.push({ loop, ...(await memory()) });
+      if (history.length > HISTORY) history.splice(1, 1);
       document.body.dataset.kioskLoops = String(loop);
       document.body.dataset.kioskMemory = JSON.stringify(history);
     } catch (e) {
