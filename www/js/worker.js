@@ -15,6 +15,10 @@ let model = null; // SamModel
 let adapters = null; // AdapterSet
 let result = null; // SegmentationResult
 let training = null; // { paused, stopped, resume }
+// The `token` of the adapters in use when they are the ones kept in storage (another tab may
+// have stored others since): their file is then read from there, not from the GPU again.
+let storedToken = null;
+const newToken = () => `${Date.now()}-${Math.random()}`;
 
 const yieldNow = () => new Promise((resolve) => setTimeout(resolve, 0));
 
@@ -43,16 +47,19 @@ async function keepAdapters(epochTable) {
   const info = adapters.info();
   try {
     const bytes = await adapters.file();
-    await store.put("adapters", bytes, { epochs: info.epochs, k: info.k, epochTable }, "the adapters");
+    const token = newToken();
+    await store.put("adapters", bytes, { epochs: info.epochs, k: info.k, epochTable, token }, "the adapters");
+    storedToken = token;
     return null;
   } catch (e) {
     return e && e.message ? e.message : String(e);
   }
 }
 
-function setAdapters(set) {
+function setAdapters(set, { token = null } = {}) {
   adapters?.free();
   adapters = set;
+  storedToken = token;
 }
 
 /** Adapters kept in storage that fit the loaded model, or untrained ones. */
@@ -61,7 +68,7 @@ async function restoreAdapters() {
   let problem = null;
   if (kept) {
     try {
-      setAdapters(wasm.AdapterSet.from_file(model, kept.bytes));
+      setAdapters(wasm.AdapterSet.from_file(model, kept.bytes), { token: kept.meta.token ?? null });
       return { trained: true, info: adapters.info(), epochTable: kept.meta.epochTable ?? [] };
     } catch (e) {
       problem = e.message;
@@ -119,7 +126,9 @@ const ops = {
 
   async adapterFile() {
     if (!adapters) throw new Error("There are no adapters yet.");
-    return { bytes: await adapters.file(), info: adapters.info() };
+    const kept = storedToken ? await store.get("adapters") : null;
+    const same = kept && kept.meta.token === storedToken;
+    return { bytes: same ? kept.bytes : await adapters.file(), info: adapters.info() };
   },
 
   /**
