@@ -21,6 +21,20 @@ const shared = pageUnderTest({
   },
 });
 
+// The adapter file downloaded after training, compared with the one after a reload.
+let trainedAdapters = null;
+
+/** Click the adapters' download link and read the file the browser saved. */
+async function downloadAdapters(page, name) {
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download-adapters")]);
+  assert.equal(download.suggestedFilename(), name);
+  const bytes = await readFile(await download.path());
+  // safetensors: an 8-byte little-endian header length, then the JSON header.
+  assert.ok(bytes.length > 8 + Number(bytes.readBigUInt64LE(0)), "a whole safetensors file");
+  assert.equal(String.fromCharCode(bytes[8]), "{");
+  return bytes;
+}
+
 async function loadWeights(page, file = WEIGHTS) {
   await page.fill("#image-size", SIZE);
   await page.setInputFiles("#weights-input", file);
@@ -66,6 +80,8 @@ test("a visitor loads SAM, synthesizes pairs, trains adapters and segments a rea
   figures.tinyStepMs = JSON.parse(await page.$eval("#train-progress", (e) => e.dataset.stepMs));
   assert.equal(figures.tinyStepMs.length, 3);
   assert.match(await page.textContent("#adapters-status"), /epoch 3.*kept in this browser/);
+  trainedAdapters = await downloadAdapters(page, "pros-adapters-k1-e3.safetensors");
+  figures.adapterFileBytes = trainedAdapters.length;
 
   await page.click("#segment-samples .sample");
   await page.waitForSelector("#segment-view[data-defects]", { timeout: 120_000 });
@@ -103,6 +119,15 @@ test("after a reload the weights, pairs and adapters come from browser storage, 
   const rows = await page.$$eval("#epoch-table tbody tr", (trs) => trs.map((tr) => tr.cells[2].textContent));
   assert.equal(rows.length, 3, "the epoch table with its held-out dice comes back");
   for (const dice of rows) assert.match(dice, /^\d\.\d{4}$/);
+  // The restored adapters download as the very file of the trained ones, and load back.
+  const restored = await downloadAdapters(page, "pros-adapters-k1-e3.safetensors");
+  assert.ok(restored.equals(trainedAdapters), "the same adapter file after a reload");
+  await page.setInputFiles("#adapters-input", { name: "downloaded.safetensors", mimeType: "application/octet-stream", buffer: restored });
+  await page.waitForFunction(() =>
+    /Adapters from downloaded\.safetensors: K = 1, 3 epochs; kept in this browser/.test(
+      document.querySelector("#adapters-status").textContent,
+    ),
+  );
   await page.waitForSelector("body[data-offline=ready]", { timeout: 30_000 });
 
   await shared.context.setOffline(true);
