@@ -220,6 +220,11 @@ test("the kiosk loads deployed weights by itself and completes two loops", async
     figures.kioskMemory = memory;
     assert.deepEqual(memory.slice(0, 2).map((m) => m.loop), [1, 2], "memory read after every loop");
     assert.equal(await page.$eval("body", (b) => b.dataset.kioskErrors ?? "0"), "0");
+    const kept = await page.evaluate(async () =>
+      (await (await caches.open("pcb-pros-store-v1")).keys()).map((r) => new URL(r.url).pathname),
+    );
+    assert.ok(!kept.some((k) => /__store\/(pair|adapters)/.test(k)), `the kiosk keeps no pairs or adapters: ${kept}`);
+    assert.ok(kept.some((k) => /__store\/weights/.test(k)), `the deployed weights are kept: ${kept}`);
     await screenshot(page, "page-kiosk.png");
     assert.deepEqual(errors, []);
   } finally {

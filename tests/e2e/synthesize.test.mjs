@@ -69,6 +69,20 @@ test("the board list comes back after a reload until cleared", async () => {
   const { page, errors } = await openPage(shared.context, shared.server.url);
   const names = await page.$$eval("#normal-list li", (lis) => lis.map((li) => li.textContent));
   assert.deepEqual(names, ["deeppcb-20085295-normal.jpg"], "the board the first test uploaded");
+  // Two damaged entries in storage: one whose bytes are no image, one whose description is no
+  // JSON. Both are named after a reload, and the good board still comes back.
+  await page.evaluate(async () => {
+    const cache = await caches.open("pcb-pros-store-v1");
+    const key = (name) => new URL(`__store/${name}`, location.href).href;
+    const meta = (value) => ({ "x-pcb-pros-meta": value });
+    await cache.put(key("normal-000000000000001-000000"), new Response("GIF89a", { headers: meta(encodeURIComponent('{"name":"garbage.png"}')) }));
+    await cache.put(key("normal-000000000000002-000000"), new Response("\x89PNG", { headers: meta("not-json") }));
+  });
+  await page.reload();
+  await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
+  const status = await page.textContent("#normal-status");
+  assert.match(status, /^2 boards kept in this browser could not be read \(garbage\.png: .*GIF.*; normal-000000000000002-000000: the description kept with it in this browser is damaged .*\): click Clear boards/, status);
+  assert.deepEqual(await page.$$eval("#normal-list li", (lis) => lis.map((li) => li.textContent)), names);
   await page.fill("#pair-count", "1");
   await page.fill("#heldout-count", "0");
   await page.click("#synth-button");
@@ -81,6 +95,8 @@ test("the board list comes back after a reload until cleared", async () => {
   await page.reload();
   await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
   assert.equal(await page.$$eval("#normal-list li", (lis) => lis.length), 0, "cleared for good");
+  assert.equal(await page.textContent("#normal-status"), "", "the damaged entries went with them");
+  assert.equal(await page.$$eval(".pair", (r) => r.length), 1, "clearing boards keeps the pairs");
   assert.deepEqual(errors, []);
   await page.close();
 });

@@ -6,7 +6,7 @@
 
 import * as store from "./store.js";
 import { GpuWorker } from "./gpu.js";
-import { runKiosk } from "./kiosk.js";
+import { fullScreenOnFirstTap, runKiosk } from "./kiosk.js";
 
 const NORMAL_SAMPLES = [
   { file: "deeppcb-12000001-normal.jpg", label: "DeepPCB 12000001" },
@@ -36,6 +36,7 @@ export const app = {
   synthesizer: null,
   normals: [], // { name, index }
   synthesizing: false,
+  boardGeneration: 0, // counts Clear boards, so that an upload under way stops
   pairs: [], // { id, name, seed, heldOut, width, defects, fingerprint, image, mask }
   adapters: null, // { k, epochs, ... } of the adapters in use
   adaptersTrained: false,
@@ -347,9 +348,8 @@ export async function addNormal(name, bytes, { keptAs = null } = {}) {
   try {
     index = app.synthesizer.add_image(bytes, MAX_SIDE);
   } catch (e) {
-    const restored = keptAs ? " (kept in this browser: click Clear boards and add it again)" : "";
-    if (keptAs) $("clear-normals").disabled = false;
-    showError(`${name}${restored}: ${messageOf(e)}`);
+    if (keptAs) throw e;
+    showError(`${name}: ${messageOf(e)}`);
     return false;
   }
   app.normals.push({ name, index });
@@ -357,8 +357,9 @@ export async function addNormal(name, bytes, { keptAs = null } = {}) {
   li.textContent = name;
   li.dataset.index = String(index);
   $("normal-list").append(li);
-  $("clear-normals").disabled = false;
   if (!keptAs) {
+    // Restored boards enable Clear boards once all are back.
+    $("clear-normals").disabled = false;
     clearError();
     // Zero-padded time first: the storage's names sort in the order the boards were added.
     const key = `normal-${String(Date.now()).padStart(15, "0")}-${String(index).padStart(6, "0")}`;
@@ -372,19 +373,49 @@ export async function addNormal(name, bytes, { keptAs = null } = {}) {
 }
 
 async function addFiles(files) {
+  // Clear boards ends an upload still under way.
+  const generation = app.boardGeneration;
   for (const file of files) {
-    await addNormal(file.name, new Uint8Array(await file.arrayBuffer()));
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    if (app.boardGeneration !== generation) return;
+    await addNormal(file.name, bytes);
     await yieldToBrowser();
   }
 }
 
-/** The boards kept in this browser, in the order they were added. */
+/**
+ * The boards kept in this browser, in the order they were added. Boards that cannot be read
+ * are named in the board section (not in the error box, which the weights' loading clears);
+ * the others come back all the same.
+ */
 async function restoreNormals() {
   const keys = (await store.names("normal-")).sort();
+  const unreadable = [];
+  const generation = app.boardGeneration;
   for (const key of keys) {
-    const kept = await store.get(key);
-    if (kept) await addNormal(kept.meta.name ?? key, kept.bytes, { keptAs: key });
+    if (app.boardGeneration !== generation) return;
+    let name = key;
+    try {
+      const meta = await store.meta(key);
+      if (meta && typeof meta.name === "string") name = meta.name;
+    } catch {
+      // a damaged description: the key names the board
+    }
+    try {
+      const kept = await store.get(key);
+      if (kept) await addNormal(name, kept.bytes, { keptAs: key });
+    } catch (e) {
+      unreadable.push(`${name}: ${messageOf(e)}`);
+    }
     await yieldToBrowser();
+  }
+  if (keys.length > 0) $("clear-normals").disabled = false;
+  if (unreadable.length > 0) {
+    setStatus(
+      "normal-status",
+      `${plural(unreadable.length, "board")} kept in this browser could not be read (${unreadable.join("; ")}): ` +
+        "click Clear boards and add the boards again.",
+    );
   }
 }
 
@@ -394,10 +425,12 @@ export async function clearNormals() {
     showError("Pairs are being made from these boards: clear them once that ends.", "synthesizing");
     return;
   }
+  app.boardGeneration++;
   app.synthesizer.clear();
   app.normals = [];
   $("normal-list").replaceChildren();
   $("clear-normals").disabled = true;
+  setStatus("normal-status", "");
   for (const key of await store.names("normal-")) await store.remove(key);
 }
 
@@ -458,15 +491,22 @@ async function savePairs() {
   await store.put("pairs.json", new Uint8Array(), { pairs: list }, "the pair list");
 }
 
-export async function clearPairs() {
-  for (const name of await store.names("pair-")) await store.remove(name);
-  await store.remove("pairs.json");
+/** Forget the pairs shown, and those kept in storage unless `stored` is false. */
+export async function clearPairs({ stored = true } = {}) {
+  if (stored) {
+    for (const name of await store.names("pair-")) await store.remove(name);
+    await store.remove("pairs.json");
+  }
   app.pairs = [];
   clearPairView();
   setStatus("synth-progress", "");
 }
 
-/** Synthesize `count` training pairs plus `heldOut` held-out ones, replacing the old set. */
+/**
+ * Synthesize `count` training pairs plus `heldOut` held-out ones, replacing the old set. The
+ * set is kept in storage as it is made (a reload keeps what was made so far), unless `keep`
+ * is false: the kiosk's sets leave the visitor's stored pairs alone.
+ */
 export async function synthesizeSet(settings) {
   app.synthesizing = true;
   try {
@@ -477,14 +517,14 @@ export async function synthesizeSet(settings) {
   }
 }
 
-async function makeSet({ count, heldOut, seed, defectsMax }) {
+async function makeSet({ count, heldOut, seed, defectsMax, keep = true }) {
   if (app.normals.length === 0) {
     throw new Error("Add at least one normal image first: pick a sample or drop a board image.");
   }
   const size = app.model ? app.model.image_size : Number($("image-size").value) || 256;
   const config = app.wasm.Synthesizer.default_config();
   config.defects_max = Math.max(config.defects_min, defectsMax);
-  await clearPairs();
+  await clearPairs({ stored: keep });
   const started = performance.now();
   let storeError = null;
   const total = count + heldOut;
@@ -507,11 +547,12 @@ async function makeSet({ count, heldOut, seed, defectsMax }) {
     view.free();
     app.pairs.push(pair);
     renderPair(pair, overlay);
-    if (!storeError) {
+    if (keep && !storeError) {
       try {
         await store.put(`pair-${pair.id}-image`, pair.image, {}, "the synthetic pairs");
         await store.put(`pair-${pair.id}-mask`, pair.mask, {}, "the synthetic pairs");
         await store.put(`pair-${pair.id}-overlay`, overlay, {}, "the synthetic pairs");
+        await savePairs();
       } catch (e) {
         storeError = e;
       }
@@ -519,18 +560,12 @@ async function makeSet({ count, heldOut, seed, defectsMax }) {
     setStatus("synth-progress", `Pair ${i + 1} of ${total}`);
     await yieldToBrowser();
   }
-  if (!storeError) {
-    try {
-      await savePairs();
-    } catch (e) {
-      storeError = e;
-    }
-  }
   if (storeError) showError(messageOf(storeError));
   const seconds = (performance.now() - started) / 1000;
+  const kept = !keep ? ", not kept (kiosk)" : storeError ? "" : ", kept in this browser";
   setStatus(
     "synth-progress",
-    `${total} pairs (${heldOut} held out) at ${size}x${size} in ${seconds.toFixed(2)} s${storeError ? "" : ", kept in this browser"}`,
+    `${total} pairs (${heldOut} held out) at ${size}x${size} in ${seconds.toFixed(2)} s${kept}`,
   );
 }
 
@@ -654,11 +689,13 @@ function addEpochRow({ epoch, meanLoss, metrics, seconds }) {
 }
 
 /** Show adapters the worker now uses; `storeError` says why they were not kept. */
-function adaptersInUse(info, what, storeError) {
+function adaptersInUse(info, what, storeError, { kept = true } = {}) {
   app.adapters = info;
   app.adaptersTrained = true;
   $("download-adapters").disabled = false;
-  if (storeError) {
+  if (!kept) {
+    setStatus("adapters-status", `${what}: K = ${info.k}, ${info.epochs} epochs; not kept (kiosk).`);
+  } else if (storeError) {
     showError(storeError);
     setStatus("adapters-status", `${what}: K = ${info.k}, ${info.epochs} epochs (not kept: see the message above).`);
   } else {
@@ -690,7 +727,7 @@ function showAdapters({ trained, info, epochTable, problem }) {
  * stopped, or stopped by an error, which is shown); `maxSteps` ends it early (the kiosk
  * uses that).
  */
-export async function train(settings, { maxSteps = Infinity } = {}) {
+export async function train(settings, { maxSteps = Infinity, keep = true } = {}) {
   if (!app.model) throw new Error("Load SAM weights first (step 0).");
   if (!app.pairs.some((p) => !p.heldOut)) throw new Error("Synthesize training pairs first (step 2).");
   if (app.segmenting) throw new BusyError("An image is being segmented: wait for it to finish, then train.", "segmenting");
@@ -723,10 +760,10 @@ export async function train(settings, { maxSteps = Infinity } = {}) {
       $("train-progress").dataset.losses = JSON.stringify(losses);
       $("train-progress").dataset.stepMs = JSON.stringify(stepMs);
     },
-    onEpoch({ row, info, storeError }) {
+    onEpoch({ row, info, storeError, kept }) {
       epochsDone = row.epoch;
       addEpochRow(row);
-      adaptersInUse(info, `Adapters of epoch ${row.epoch}`, storeError);
+      adaptersInUse(info, `Adapters of epoch ${row.epoch}`, storeError, { kept });
     },
     onPaused() {
       setStatus("train-progress", `Paused after ${steps} steps.`);
@@ -739,7 +776,7 @@ export async function train(settings, { maxSteps = Infinity } = {}) {
   drawLossCurve(losses);
   const pairs = app.pairs.map(({ image, mask, heldOut }) => ({ image, mask, heldOut }));
   try {
-    const outcome = await app.gpu.call("train", { settings, pairs, maxSteps });
+    const outcome = await app.gpu.call("train", { settings, pairs, maxSteps, keep });
     if (outcome.notFinite) {
       const report = outcome.notFinite;
       showError(
@@ -1030,7 +1067,7 @@ function setUpControls() {
   $("forget-weights").addEventListener("click", forgetWeights);
   $("image-size").addEventListener("change", reloadForSize);
   $("synth-form").addEventListener("submit", synthesize);
-  $("clear-pairs").addEventListener("click", clearPairs);
+  $("clear-pairs").addEventListener("click", () => clearPairs());
   $("train-form").addEventListener("submit", startTraining);
   $("train-pause").addEventListener("click", togglePause);
   $("train-stop").addEventListener("click", stopTraining);
@@ -1108,6 +1145,11 @@ async function offlineShell() {
 }
 
 async function main() {
+  if (params.has("kiosk")) {
+    // Before anything loads, so that the very first tap counts.
+    document.body.classList.add("kiosk");
+    fullScreenOnFirstTap();
+  }
   app.wasm = window.wasmBindings;
   app.synthesizer = new app.wasm.Synthesizer();
   app.gpu = new GpuWorker({ onEvent: workerEvent });
@@ -1131,6 +1173,7 @@ async function main() {
   try {
     await restoreNormals();
   } catch (e) {
+    $("clear-normals").disabled = false;
     showError(
       `The boards kept in this browser could not be read (${messageOf(e)}): ` +
         "click Clear boards and add them again.",

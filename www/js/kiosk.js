@@ -51,7 +51,7 @@ const HISTORY = 200;
  * Browsers go full screen only on a visitor's gesture: the first tap anywhere asks for it.
  * A kiosk browser started with `--kiosk` is full screen from the start.
  */
-function fullScreenOnFirstTap() {
+export function fullScreenOnFirstTap() {
   const root = document.documentElement;
   if (!root.requestFullscreen) return;
   addEventListener(
@@ -65,7 +65,6 @@ function fullScreenOnFirstTap() {
 
 export async function runKiosk({ dwellMs }) {
   document.body.classList.add("kiosk");
-  fullScreenOnFirstTap();
   const samples = await Promise.all(DEFECTIVE_SAMPLES.map(async (s) => [s.file, await fetchSample(s.file)]));
   const history = [];
   for (let loop = 1; ; loop++) {
@@ -73,9 +72,10 @@ export async function runKiosk({ dwellMs }) {
       await waitForModel();
       if (app.normals.length === 0) await addSampleNormals();
       say(`Loop ${loop}: synthesizing defects on defect-free boards`);
-      await synthesizeSet({ count: 8, heldOut: 2, seed: loop * 100, defectsMax: 4 });
+      // The kiosk's pairs and adapters stay out of storage: a visitor's own stay as they were.
+      await synthesizeSet({ count: 8, heldOut: 2, seed: loop * 100, defectsMax: 4, keep: false });
       say(`Loop ${loop}: training one adapter on the synthetic pairs`);
-      await train({ ...KIOSK_TRAINING, seed: loop }, { maxSteps: 4 });
+      await train({ ...KIOSK_TRAINING, seed: loop }, { maxSteps: 4, keep: false });
       for (const [name, bytes] of samples) {
         say(`Loop ${loop}: segmenting a real defective board (${name})`);
         await segment(name, bytes);

@@ -36,13 +36,22 @@ export async function put(name, bytes, meta = {}, what = name) {
   }
 }
 
+/** The small JSON description kept with an entry; a damaged one is named as such. */
+function metaOf(response) {
+  try {
+    return JSON.parse(decodeURIComponent(response.headers.get(META) ?? "%7B%7D")) ?? {};
+  } catch (e) {
+    throw new Error(`the description kept with it in this browser is damaged (${e.message})`);
+  }
+}
+
 /** `{ bytes, meta }` kept under `name`, or null. */
 export async function get(name) {
   if (!available()) return null;
   const cache = await caches.open(STORE);
   const response = await cache.match(keyOf(name));
   if (!response) return null;
-  const meta = JSON.parse(decodeURIComponent(response.headers.get(META) ?? "%7B%7D"));
+  const meta = metaOf(response);
   return { bytes: new Uint8Array(await response.arrayBuffer()), meta };
 }
 
@@ -51,7 +60,7 @@ export async function meta(name) {
   if (!available()) return null;
   const response = await (await caches.open(STORE)).match(keyOf(name));
   if (!response) return null;
-  return JSON.parse(decodeURIComponent(response.headers.get(META) ?? "%7B%7D"));
+  return metaOf(response);
 }
 
 export async function remove(name) {

@@ -133,11 +133,11 @@ const ops = {
 
   /**
    * Train on `pairs` ({ image, mask, heldOut }) with `settings`; posts a "step" event per
-   * step and an "epoch" event per finished epoch (after its held-out dice and storing its
-   * adapters). Resolves to `{ notFinite }` when the run ends: the report of a step whose
+   * step and an "epoch" event per finished epoch (after its held-out dice and, when `keep`,
+   * storing its adapters). Resolves to `{ notFinite }` when the run ends: the report of a step whose
    * loss or adapters were not finite, or null.
    */
-  async train({ settings, pairs, maxSteps }) {
+  async train({ settings, pairs, maxSteps, keep = true }) {
     requireModel();
     if (training) throw new Error("Training is already running.");
     const run = new wasm.TrainingRun(model, settings);
@@ -178,8 +178,8 @@ const ops = {
           const row = { epoch: report.epoch + 1, meanLoss, metrics, seconds: (performance.now() - epochStarted) / 1000 };
           epochTable.push(row);
           setAdapters(run.adapters());
-          const storeError = await keepAdapters(epochTable);
-          postMessage({ event: "epoch", data: { row, info: adapters.info(), storeError } });
+          const storeError = keep ? await keepAdapters(epochTable) : null;
+          postMessage({ event: "epoch", data: { row, info: adapters.info(), storeError, kept: keep } });
           epochStarted = performance.now();
         }
         // Let pause and stop messages in between steps.
