@@ -1067,7 +1067,13 @@ function setUpControls() {
   $("forget-weights").addEventListener("click", forgetWeights);
   $("image-size").addEventListener("change", reloadForSize);
   $("synth-form").addEventListener("submit", synthesize);
-  $("clear-pairs").addEventListener("click", () => clearPairs());
+  $("clear-pairs").addEventListener("click", () => {
+    if (app.synthesizing) {
+      showError("Pairs are being made: clear them once that ends.", "synthesizing");
+      return;
+    }
+    clearPairs();
+  });
   $("train-form").addEventListener("submit", startTraining);
   $("train-pause").addEventListener("click", togglePause);
   $("train-stop").addEventListener("click", stopTraining);
