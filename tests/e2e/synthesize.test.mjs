@@ -101,6 +101,39 @@ test("the board list comes back after a reload until cleared", async () => {
   await page.close();
 });
 
+test("boards and pairs cannot be cleared while pairs are being made from them", async () => {
+  const { page, errors } = await openPage(shared.context, shared.server.url);
+  await page.click(".sample");
+  await page.waitForSelector("#normal-list li");
+  // Enough pairs that the clicks below land while they are being made.
+  await page.fill("#pair-count", "200");
+  await page.fill("#heldout-count", "0");
+  await page.click("#synth-button");
+  await page.waitForSelector(".pair");
+  await page.click("#clear-pairs");
+  assert.match(await page.textContent("#error"), /Pairs are being made: clear them once that ends/);
+  await page.click("#clear-normals");
+  assert.match(await page.textContent("#error"), /Pairs are being made from these boards/);
+  await page.waitForFunction(() => /^200 pairs/.test(document.querySelector("#synth-progress").textContent), null, {
+    timeout: 300_000,
+  });
+  assert.equal(await page.$$eval(".pair", (r) => r.length), 200);
+  assert.equal(await page.$$eval("#normal-list li", (lis) => lis.length), 1);
+  assert.ok(await page.$eval("#error", (e) => e.hidden), "the refusal goes when the pairs are made");
+  await page.click("#clear-pairs");
+  await page.click("#clear-normals");
+  // Both clear their storage too: wait for it, so the next test starts with nothing kept.
+  await page.waitForFunction(() => document.querySelectorAll(".pair").length === 0);
+  await page.evaluate(async () => {
+    const kept = async () => (await (await caches.open("pcb-pros-store-v1")).keys()).map((r) => r.url);
+    while ((await kept()).some((url) => /__store\/(normal-|pair)/.test(url))) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  });
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test("a file that is no image gets a clear error and keeps the page usable", async () => {
   const { page } = await openPage(shared.context, shared.server.url);
   await page.setInputFiles("#file-input", {
