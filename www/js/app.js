@@ -343,7 +343,7 @@ async function reloadForSize() {
  * it came from, the board is also kept in this browser, so that the list comes back after a
  * reload; a storage refusal is shown and the board stays for this visit.
  */
-export async function addNormal(name, bytes, { keptAs = null } = {}) {
+export async function addNormal(name, bytes, { keptAs = null, keep = true } = {}) {
   let index;
   try {
     index = app.synthesizer.add_image(bytes, MAX_SIDE);
@@ -361,10 +361,15 @@ export async function addNormal(name, bytes, { keptAs = null } = {}) {
     // Restored boards enable Clear boards once all are back.
     $("clear-normals").disabled = false;
     clearError();
+  }
+  if (!keptAs && keep) {
     // Zero-padded time first: the storage's names sort in the order the boards were added.
     const key = `normal-${String(Date.now()).padStart(15, "0")}-${String(index).padStart(6, "0")}`;
+    const generation = app.boardGeneration;
     try {
       await store.put(key, bytes, { name }, `the board ${name}`);
+      // Cleared while it was being stored: it goes too.
+      if (app.boardGeneration !== generation) await store.remove(key);
     } catch (e) {
       showError(`${messageOf(e)} (${name} is in the list for this visit only.)`);
     }
@@ -403,6 +408,7 @@ async function restoreNormals() {
     }
     try {
       const kept = await store.get(key);
+      if (app.boardGeneration !== generation) return;
       if (kept) await addNormal(name, kept.bytes, { keptAs: key });
     } catch (e) {
       unreadable.push(`${name}: ${messageOf(e)}`);
@@ -440,9 +446,10 @@ export async function fetchSample(file) {
   return new Uint8Array(await response.arrayBuffer());
 }
 
-export async function addSampleNormals() {
+/** The first three sample boards; `keep` false leaves them out of storage (the kiosk). */
+export async function addSampleNormals({ keep = true } = {}) {
   for (const sample of NORMAL_SAMPLES.slice(0, 3)) {
-    await addNormal(sample.label, await fetchSample(sample.file));
+    await addNormal(sample.label, await fetchSample(sample.file), { keep });
   }
 }
 
@@ -486,9 +493,10 @@ function clearPairView() {
   pairs.replaceChildren();
 }
 
-async function savePairs() {
+/** The list of pairs kept, with how many the set under way will have (`planned`). */
+async function savePairs(planned) {
   const list = app.pairs.map(({ image, mask, ...rest }) => rest);
-  await store.put("pairs.json", new Uint8Array(), { pairs: list }, "the pair list");
+  await store.put("pairs.json", new Uint8Array(), { pairs: list, planned }, "the pair list");
 }
 
 /** Forget the pairs shown, and those kept in storage unless `stored` is false. */
@@ -552,7 +560,7 @@ async function makeSet({ count, heldOut, seed, defectsMax, keep = true }) {
         await store.put(`pair-${pair.id}-image`, pair.image, {}, "the synthetic pairs");
         await store.put(`pair-${pair.id}-mask`, pair.mask, {}, "the synthetic pairs");
         await store.put(`pair-${pair.id}-overlay`, overlay, {}, "the synthetic pairs");
-        await savePairs();
+        await savePairs(total);
       } catch (e) {
         storeError = e;
       }
@@ -588,19 +596,44 @@ async function synthesize(event) {
   }
 }
 
+/**
+ * The pairs kept in this browser. What cannot be read is said in the synthesis section (not
+ * in the error box, which the weights' loading clears), as is a set cut short by a reload.
+ */
 async function restorePairs() {
-  const list = await store.meta("pairs.json");
-  if (!list || !list.pairs || list.pairs.length === 0) return;
-  for (const meta of list.pairs) {
-    const image = await store.get(`pair-${meta.id}-image`);
-    const mask = await store.get(`pair-${meta.id}-mask`);
-    if (!image || !mask) continue;
-    const overlay = await store.get(`pair-${meta.id}-overlay`);
-    const pair = { ...meta, image: image.bytes, mask: mask.bytes };
-    app.pairs.push(pair);
-    renderPair(pair, overlay?.bytes);
+  let list;
+  try {
+    list = await store.meta("pairs.json");
+  } catch (e) {
+    setStatus("synth-progress", `The pair list kept in this browser cannot be read (${messageOf(e)}): click Clear pairs and synthesize again.`);
+    return;
   }
-  setStatus("synth-progress", `${app.pairs.length} pairs restored from this browser's storage.`);
+  if (!list) return;
+  if (!Array.isArray(list.pairs)) {
+    setStatus("synth-progress", "The pair list kept in this browser is damaged: click Clear pairs and synthesize again.");
+    return;
+  }
+  let unreadable = 0;
+  for (const meta of list.pairs) {
+    try {
+      if (!meta || typeof meta.id !== "string") throw new Error("no pair");
+      const image = await store.get(`pair-${meta.id}-image`);
+      const mask = await store.get(`pair-${meta.id}-mask`);
+      if (!image || !mask) throw new Error("missing");
+      const overlay = await store.get(`pair-${meta.id}-overlay`).catch(() => null);
+      const pair = { ...meta, image: image.bytes, mask: mask.bytes };
+      app.pairs.push(pair);
+      renderPair(pair, overlay?.bytes);
+    } catch {
+      unreadable++;
+    }
+  }
+  const made = app.pairs.length;
+  const planned = Number.isInteger(list.planned) && list.planned > list.pairs.length ? list.planned : null;
+  let text = `${plural(made, "pair")} restored from this browser's storage.`;
+  if (unreadable > 0) text += ` ${unreadable} kept could not be read: synthesize again for the whole set.`;
+  if (planned) text += ` The synthesis of ${planned} pairs was cut short (by a reload?): synthesize again for the whole set.`;
+  setStatus("synth-progress", text);
 }
 
 // ---------------------------------------------------------------- training
@@ -793,7 +826,7 @@ export async function train(settings, { maxSteps = Infinity, keep = true } = {})
     document.body.dataset.training = "done";
     const longest = Math.round(Math.max(0, ...app.longTasks.map(([, d]) => d)));
     $("train-progress").dataset.longestTaskMs = String(longest);
-    const kept = epochsDone > 0 ? `; the adapters of epoch ${epochsDone} are kept` : "";
+    const kept = epochsDone > 0 ? `; the adapters of epoch ${epochsDone} are in use` : "";
     setStatus(
       "train-progress",
       `${steps} steps done${kept}. Longest task on the page's thread while training: ${longest} ms ` +

@@ -70,7 +70,7 @@ export async function runKiosk({ dwellMs }) {
   for (let loop = 1; ; loop++) {
     try {
       await waitForModel();
-      if (app.normals.length === 0) await addSampleNormals();
+      if (app.normals.length === 0) await addSampleNormals({ keep: false });
       say(`Loop ${loop}: synthesizing defects on defect-free boards`);
       // The kiosk's pairs and adapters stay out of storage: a visitor's own stay as they were.
       await synthesizeSet({ count: 8, heldOut: 2, seed: loop * 100, defectsMax: 4, keep: false });
@@ -86,7 +86,7 @@ export async function runKiosk({ dwellMs }) {
       document.body.dataset.kioskLoops = String(loop);
       document.body.dataset.kioskMemory = JSON.stringify(history);
     } catch (e) {
-      showError(`Kiosk loop ${loop} failed: ${messageOf(e)}. Starting again.`);
+      showError(`Kiosk loop ${loop} failed: ${messageOf(e).replace(/\.$/, "")}. Starting again.`);
       document.body.dataset.kioskErrors = String(Number(document.body.dataset.kioskErrors ?? 0) + 1);
       await sleep(Math.max(1000, dwellMs));
     }
