@@ -223,7 +223,10 @@ test("the kiosk loads deployed weights by itself and completes two loops", async
     const kept = await page.evaluate(async () =>
       (await (await caches.open("pcb-pros-store-v1")).keys()).map((r) => new URL(r.url).pathname),
     );
-    assert.ok(!kept.some((k) => /__store\/(pair|adapters)/.test(k)), `the kiosk keeps no pairs or adapters: ${kept}`);
+    assert.ok(!kept.some((k) => /__store\/(pair|adapters|normal-)/.test(k)), `the kiosk keeps no boards, pairs or adapters: ${kept}`);
+    for (const control of ["#synth-button", "#clear-pairs", "#train-start", "#download-adapters", "#segment-samples"]) {
+      assert.ok(await page.isHidden(control), `${control} is not offered in the kiosk`);
+    }
     assert.ok(kept.some((k) => /__store\/weights/.test(k)), `the deployed weights are kept: ${kept}`);
     await screenshot(page, "page-kiosk.png");
     assert.deepEqual(errors, []);

@@ -134,6 +134,45 @@ test("boards and pairs cannot be cleared while pairs are being made from them", 
   await page.close();
 });
 
+test("a reload mid-synthesis keeps the pairs made so far; a damaged pair list is named", async () => {
+  const { page, errors } = await openPage(shared.context, shared.server.url);
+  await page.click(".sample");
+  await page.waitForSelector("#normal-list li");
+  await page.fill("#pair-count", "200");
+  await page.fill("#heldout-count", "0");
+  await page.click("#synth-button");
+  await page.waitForFunction(() => document.querySelectorAll(".pair").length >= 6);
+  await page.reload();
+  await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
+  const restored = await page.$$eval(".pair", (r) => r.length);
+  assert.ok(restored >= 5 && restored < 200, `${restored} pairs back`);
+  assert.match(
+    await page.textContent("#synth-progress"),
+    new RegExp(`^${restored} pairs restored .* The synthesis of 200 pairs was cut short`),
+  );
+  // The pair list's description damaged: said where the pairs are shown, and Clear pairs mends it.
+  await page.evaluate(async () => {
+    const cache = await caches.open("pcb-pros-store-v1");
+    await cache.put(new URL("__store/pairs.json", location.href).href, new Response("", { headers: { "x-pcb-pros-meta": "not-json" } }));
+  });
+  await page.reload();
+  await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
+  assert.match(await page.textContent("#synth-progress"), /^The pair list kept in this browser cannot be read \(the description .* is damaged .*\): click Clear pairs/);
+  await page.click("#clear-pairs");
+  await page.click("#clear-normals");
+  await page.evaluate(async () => {
+    const kept = async () => (await (await caches.open("pcb-pros-store-v1")).keys()).map((r) => r.url);
+    while ((await kept()).some((url) => /__store\/(normal-|pair)/.test(url))) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  });
+  await page.reload();
+  await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
+  assert.equal(await page.textContent("#synth-progress"), "");
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
 test("a file that is no image gets a clear error and keeps the page usable", async () => {
   const { page } = await openPage(shared.context, shared.server.url);
   await page.setInputFiles("#file-input", {
