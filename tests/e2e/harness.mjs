@@ -144,3 +144,25 @@ export async function openPage(context, url, { ready = true } = {}) {
   if (ready) await page.waitForSelector("body[data-ready=true]", { timeout: 120_000 });
   return { page, errors, foreign, started };
 }
+
+/** The names the page keeps in browser storage (its Cache API entries under `__store/`). */
+export function keptNames(page) {
+  return page.evaluate(async () =>
+    (await (await caches.open("pcb-pros-store-v1")).keys())
+      .map((r) => new URL(r.url).pathname)
+      .filter((p) => p.startsWith("/__store/"))
+      .map((p) => p.slice("/__store/".length)),
+  );
+}
+
+/** Put an entry into the page's storage as the page would, with `meta` as its raw header. */
+export function plantEntry(page, name, body, meta) {
+  return page.evaluate(
+    async ({ name, body, meta }) => {
+      const cache = await caches.open("pcb-pros-store-v1");
+      const headers = meta === null ? {} : { "x-pcb-pros-meta": meta };
+      await cache.put(new URL(`__store/${name}`, location.href).href, new Response(body, { headers }));
+    },
+    { name, body, meta },
+  );
+}

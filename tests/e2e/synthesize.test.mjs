@@ -4,9 +4,26 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { writeFile } from "node:fs/promises";
-import { root, launch, pageUnderTest, openPage, screenshot } from "./harness.mjs";
+import { root, launch, pageUnderTest, openPage, keptNames, plantEntry, screenshot } from "./harness.mjs";
 
 const shared = pageUnderTest();
+
+/** Start making `count` pairs (none held out) from the first sample board. */
+async function startSynthesis(page, count) {
+  await page.click(".sample");
+  await page.waitForSelector("#normal-list li");
+  await page.fill("#pair-count", String(count));
+  await page.fill("#heldout-count", "0");
+  await page.click("#synth-button");
+}
+
+/** Clear pairs and boards, and wait until their storage is empty too. */
+async function clearPairsAndBoards(page) {
+  await page.click("#clear-pairs");
+  await page.click("#clear-normals");
+  await page.waitForFunction(() => document.querySelectorAll(".pair").length === 0);
+  while ((await keptNames(page)).some((name) => /^(normal-|pair)/.test(name))) await page.waitForTimeout(50);
+}
 
 test("a visitor turns an uploaded board into synthetic pairs", async () => {
   const { page, errors, foreign } = await openPage(shared.context, shared.server.url);
@@ -71,13 +88,8 @@ test("the board list comes back after a reload until cleared", async () => {
   assert.deepEqual(names, ["deeppcb-20085295-normal.jpg"], "the board the first test uploaded");
   // Two damaged entries in storage: one whose bytes are no image, one whose description is no
   // JSON. Both are named after a reload, and the good board still comes back.
-  await page.evaluate(async () => {
-    const cache = await caches.open("pcb-pros-store-v1");
-    const key = (name) => new URL(`__store/${name}`, location.href).href;
-    const meta = (value) => ({ "x-pcb-pros-meta": value });
-    await cache.put(key("normal-000000000000001-000000"), new Response("GIF89a", { headers: meta(encodeURIComponent('{"name":"garbage.png"}')) }));
-    await cache.put(key("normal-000000000000002-000000"), new Response("\x89PNG", { headers: meta("not-json") }));
-  });
+  await plantEntry(page, "normal-000000000000001-000000", "GIF89a", encodeURIComponent('{"name":"garbage.png"}'));
+  await plantEntry(page, "normal-000000000000002-000000", "\x89PNG", "not-json");
   await page.reload();
   await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
   const status = await page.textContent("#normal-status");
@@ -103,12 +115,8 @@ test("the board list comes back after a reload until cleared", async () => {
 
 test("boards and pairs cannot be cleared while pairs are being made from them", async () => {
   const { page, errors } = await openPage(shared.context, shared.server.url);
-  await page.click(".sample");
-  await page.waitForSelector("#normal-list li");
   // Enough pairs that the clicks below land while they are being made.
-  await page.fill("#pair-count", "200");
-  await page.fill("#heldout-count", "0");
-  await page.click("#synth-button");
+  await startSynthesis(page, 200);
   await page.waitForSelector(".pair");
   await page.click("#clear-pairs");
   assert.match(await page.textContent("#error"), /Pairs are being made: clear them once that ends/);
@@ -120,27 +128,15 @@ test("boards and pairs cannot be cleared while pairs are being made from them", 
   assert.equal(await page.$$eval(".pair", (r) => r.length), 200);
   assert.equal(await page.$$eval("#normal-list li", (lis) => lis.length), 1);
   assert.ok(await page.$eval("#error", (e) => e.hidden), "the refusal goes when the pairs are made");
-  await page.click("#clear-pairs");
-  await page.click("#clear-normals");
-  // Both clear their storage too: wait for it, so the next test starts with nothing kept.
-  await page.waitForFunction(() => document.querySelectorAll(".pair").length === 0);
-  await page.evaluate(async () => {
-    const kept = async () => (await (await caches.open("pcb-pros-store-v1")).keys()).map((r) => r.url);
-    while ((await kept()).some((url) => /__store\/(normal-|pair)/.test(url))) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  });
+  // The next test starts with nothing kept.
+  await clearPairsAndBoards(page);
   assert.deepEqual(errors, []);
   await page.close();
 });
 
 test("a reload mid-synthesis keeps the pairs made so far; a damaged pair list is named", async () => {
   const { page, errors } = await openPage(shared.context, shared.server.url);
-  await page.click(".sample");
-  await page.waitForSelector("#normal-list li");
-  await page.fill("#pair-count", "200");
-  await page.fill("#heldout-count", "0");
-  await page.click("#synth-button");
+  await startSynthesis(page, 200);
   await page.waitForFunction(() => document.querySelectorAll(".pair").length >= 6);
   await page.reload();
   await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
@@ -151,21 +147,11 @@ test("a reload mid-synthesis keeps the pairs made so far; a damaged pair list is
     new RegExp(`^${restored} pairs restored .* The synthesis of 200 pairs was cut short`),
   );
   // The pair list's description damaged: said where the pairs are shown, and Clear pairs mends it.
-  await page.evaluate(async () => {
-    const cache = await caches.open("pcb-pros-store-v1");
-    await cache.put(new URL("__store/pairs.json", location.href).href, new Response("", { headers: { "x-pcb-pros-meta": "not-json" } }));
-  });
+  await plantEntry(page, "pairs.json", "", "not-json");
   await page.reload();
   await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
   assert.match(await page.textContent("#synth-progress"), /^The pair list kept in this browser cannot be read \(the description .* is damaged .*\): click Clear pairs/);
-  await page.click("#clear-pairs");
-  await page.click("#clear-normals");
-  await page.evaluate(async () => {
-    const kept = async () => (await (await caches.open("pcb-pros-store-v1")).keys()).map((r) => r.url);
-    while ((await kept()).some((url) => /__store\/(normal-|pair)/.test(url))) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  });
+  await clearPairsAndBoards(page);
   await page.reload();
   await page.waitForSelector("body[data-ready=true]", { timeout: 60_000 });
   assert.equal(await page.textContent("#synth-progress"), "");
