@@ -399,18 +399,14 @@ async function restoreNormals() {
   const generation = app.boardGeneration;
   for (const key of keys) {
     if (app.boardGeneration !== generation) return;
-    let name = key;
-    try {
-      const meta = await store.meta(key);
-      if (meta && typeof meta.name === "string") name = meta.name;
-    } catch {
-      // a damaged description: the key names the board
-    }
+    const nameIn = (meta) => (meta && typeof meta.name === "string" ? meta.name : key);
     try {
       const kept = await store.get(key);
       if (app.boardGeneration !== generation) return;
-      if (kept) await addNormal(name, kept.bytes, { keptAs: key });
+      if (kept) await addNormal(nameIn(kept.meta), kept.bytes, { keptAs: key });
     } catch (e) {
+      // Named by its description when that can still be read, else by its key.
+      const name = await store.meta(key).then(nameIn, () => key);
       unreadable.push(`${name}: ${messageOf(e)}`);
     }
     await yieldToBrowser();
